@@ -1,0 +1,2 @@
+/* autograd/attrs.c */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* autograd/core.c */
+#include "internal.h"

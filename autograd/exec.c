@@ -1,0 +1,2 @@
+/* autograd/exec.c */
+#include "internal.h"

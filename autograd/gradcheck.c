@@ -1,0 +1,2 @@
+/* autograd/gradcheck.c */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* autograd/graph.c */
+#include "internal.h"

@@ -1,0 +1,7 @@
+# autograd/local.mk: the engine.
+mginclude_HEADERS += autograd/mintgrad/core.h autograd/mintgrad/tensor.h \
+	autograd/mintgrad/op.h autograd/mintgrad/graph.h autograd/mintgrad/optim.h \
+	autograd/mintgrad/gradcheck.h autograd/mintgrad/mintgrad.h
+libmintgrad_la_SOURCES += autograd/core.c autograd/tensor.c autograd/attrs.c \
+	autograd/registry.c autograd/graph.c autograd/exec.c autograd/params.c \
+	autograd/optim.c autograd/gradcheck.c autograd/internal.h

@@ -1,0 +1,13 @@
+/* mintgrad/mintgrad.h: the whole public API in one include. */
+#ifndef MINTGRAD_MINTGRAD_H
+#define MINTGRAD_MINTGRAD_H
+
+#include <mintgrad/core.h>
+#include <mintgrad/tensor.h>
+#include <mintgrad/op.h>
+#include <mintgrad/graph.h>
+#include <mintgrad/optim.h>
+#include <mintgrad/gradcheck.h>
+#include <mintgrad/ops.h>
+
+#endif

@@ -1,0 +1,2 @@
+/* autograd/optim.c */
+#include "internal.h"

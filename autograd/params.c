@@ -1,0 +1,2 @@
+/* autograd/params.c */
+#include "internal.h"

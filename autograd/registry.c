@@ -1,0 +1,2 @@
+/* autograd/registry.c */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* autograd/tensor.c */
+#include "internal.h"

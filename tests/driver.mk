@@ -1,0 +1,1 @@
+# tests/driver.mk

@@ -1,0 +1,19 @@
+# tests/local.mk: Criterion test programs, run by `make check`. Each suite's
+# fragment adds its programs to MG_TESTS.
+MG_TESTS =
+MG_TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+MG_TEST_LDADD = libmintgrad.la $(CRITERION_LIBS) -lm
+# One OpenMP thread and one Criterion worker per test program; make -j runs
+# programs side by side.
+AM_TESTS_ENVIRONMENT = OMP_NUM_THREADS=1 CRITERION_JOBS=1; export OMP_NUM_THREADS CRITERION_JOBS;
+EXTRA_DIST += tests/testutil.h
+
+include tests/engine.mk
+include tests/ops.mk
+include tests/mintnet.mk
+include tests/driver.mk
+
+if HAVE_CRITERION
+check_PROGRAMS += $(MG_TESTS)
+TESTS += $(MG_TESTS)
+endif
