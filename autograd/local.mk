@@ -5,3 +5,5 @@ mginclude_HEADERS += autograd/mintgrad/core.h autograd/mintgrad/tensor.h \
 libmintgrad_la_SOURCES += autograd/core.c autograd/tensor.c autograd/attrs.c \
 	autograd/registry.c autograd/graph.c autograd/exec.c autograd/params.c \
 	autograd/optim.c autograd/gradcheck.c autograd/internal.h
+mginclude_HEADERS += autograd/mintgrad/dot.h
+libmintgrad_la_SOURCES += autograd/dot.c

@@ -1,2 +1,106 @@
-/* autograd/params.c */
+/* autograd/params.c: the parameter store: named long-lived tensors with
+ * their gradients, gradient zeroing and global-norm clipping. */
 #include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+struct mg_params {
+    mg_param **v;
+    int n, cap;
+};
+
+mg_status mg_params_new(mg_params **out)
+{
+    if (!out) return MG_ERR_ARG;
+    *out = mg_calloc(1, sizeof **out);
+    return *out ? MG_OK : MG_ERR_NOMEM;
+}
+
+static void param_free(mg_param *p)
+{
+    if (!p) return;
+    mg_free(p->name);
+    mg_tensor_free(p->value);
+    mg_tensor_free(p->grad);
+    mg_free(p);
+}
+
+void mg_params_free(mg_params *ps)
+{
+    if (!ps) return;
+    for (int i = 0; i < ps->n; i++) param_free(ps->v[i]);
+    mg_free(ps->v);
+    mg_free(ps);
+}
+
+mg_status mg_params_add(mg_params *ps, const char *name, mg_dtype dt, int rank, const int64_t *shape,
+                        mg_param **out)
+{
+    if (out) *out = NULL;
+    if (!ps || !name || !name[0]) return MG_ERR_ARG;
+    if (mg_params_find(ps, name)) return MG_ERR_EXISTS;
+    if (mg_grow((void **)&ps->v, &ps->cap, ps->n + 1, sizeof *ps->v) != MG_OK) return MG_ERR_NOMEM;
+    mg_param *p = mg_calloc(1, sizeof *p);
+    if (!p) return MG_ERR_NOMEM;
+    p->name = mg_strdup(name);
+    p->value = mg_tensor_new(dt, rank, shape);
+    p->grad = mg_tensor_new(dt, rank, shape);
+    if (!p->name || !p->value || !p->grad || mg_tensor_set_name(p->value, name) != MG_OK) {
+        int bad = !p->value && p->name;
+        param_free(p);
+        return bad && (rank < 0 || rank > MG_MAX_RANK || !mg_dtype_size(dt)) ? MG_ERR_ARG : MG_ERR_NOMEM;
+    }
+    p->requires_grad = 1;
+    p->grad_is_zero = 1;
+    ps->v[ps->n++] = p;
+    if (out) *out = p;
+    return MG_OK;
+}
+
+mg_param *mg_params_find(const mg_params *ps, const char *name)
+{
+    for (int i = 0; ps && name && i < ps->n; i++)
+        if (strcmp(ps->v[i]->name, name) == 0) return ps->v[i];
+    return NULL;
+}
+
+int mg_params_count(const mg_params *ps) { return ps ? ps->n : 0; }
+mg_param *mg_params_at(const mg_params *ps, int i) { return ps && i >= 0 && i < ps->n ? ps->v[i] : NULL; }
+
+int64_t mg_params_numel(const mg_params *ps)
+{
+    int64_t n = 0;
+    for (int i = 0; ps && i < ps->n; i++) n += mg_tensor_numel(ps->v[i]->value);
+    return n;
+}
+
+void mg_params_zero_grad(mg_params *ps)
+{
+    for (int i = 0; ps && i < ps->n; i++) {
+        memset(ps->v[i]->grad->data, 0, mg_tensor_nbytes(ps->v[i]->grad));
+        ps->v[i]->grad_is_zero = 1;
+    }
+}
+
+double mg_params_clip_grad_norm(mg_params *ps, double max_norm)
+{
+    double ss = 0;
+    for (int i = 0; ps && i < ps->n; i++) {
+        const mg_tensor *g = ps->v[i]->grad;
+        int64_t n = mg_tensor_numel(g);
+        for (int64_t j = 0; j < n; j++) {
+            double x = mg_tensor_get(g, j);
+            ss += x * x;
+        }
+    }
+    double norm = sqrt(ss);
+    if (!(norm > max_norm) || max_norm <= 0) return norm;
+    double k = max_norm / (norm + 1e-6);
+    for (int i = 0; i < ps->n; i++) {
+        mg_tensor *g = ps->v[i]->grad;
+        int64_t n = mg_tensor_numel(g);
+        for (int64_t j = 0; j < n; j++) mg_tensor_set(g, j, mg_tensor_get(g, j) * k);
+    }
+    return norm;
+}

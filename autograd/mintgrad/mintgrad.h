@@ -8,6 +8,7 @@
 #include <mintgrad/graph.h>
 #include <mintgrad/optim.h>
 #include <mintgrad/gradcheck.h>
+#include <mintgrad/dot.h>
 #include <mintgrad/ops.h>
 
 #endif
