@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tests/run.sh: the one command that runs every test from a fresh clone.
+# Installs missing Debian packages (as root; otherwise prints the apt-get
+# command and stops), builds out of tree in _build/, runs `make check`, and
+# prints each test program's Criterion summary and a closing
+# "N passed, N failed" line. Exit status: 0 only if everything passed.
+#
+#   tests/run.sh                 # everything
+#   CONFIGURE_FLAGS=--enable-sanitizers tests/run.sh   # ASan + UBSan build
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$top/_build}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+packages=(autoconf automake libtool pkg-config make gcc libc6-dev
+          libdnnl-dev libyaml-dev libcriterion-dev libgraphviz-dev graphviz
+          libjson-c-dev libpng-dev zlib1g-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "tests/run.sh: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "tests/run.sh: missing Debian packages. Install them with:" >&2
+        echo "  sudo apt-get install ${missing[*]}" >&2
+        exit 2
+    fi
+fi
+
+cd "$top"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+mkdir -p "$build"
+cd "$build"
+"$top/configure" -q ${CONFIGURE_FLAGS:-}
+make -j"$jobs" >/dev/null
+set +e
+make -j"$jobs" check >/dev/null 2>&1
+rc=$?
+set -e
+
+passed=0 failed=0 crashed=0
+for log in tests/*.log; do
+    [ -f "$log" ] || continue
+    line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+    name=$(basename "$log" .log)
+    if [ -z "$line" ]; then
+        echo "$name: no Criterion summary (see $build/$log)"
+        failed=$((failed + 1))
+        continue
+    fi
+    echo "$name: ${line#*Synthesis: }"
+    p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
+    c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+    passed=$((passed + p)) failed=$((failed + f)) crashed=$((crashed + c))
+done
+if [ "$rc" -ne 0 ]; then
+    grep -l -a -E '^(FAIL|ERROR)' tests/*.log 2>/dev/null | while read -r l; do
+        echo "--- $l"; grep -a -E '\[FAIL\]|Assertion|CRASH|Failing' "$l" | head -n 20; done
+fi
+echo "Synthesis: $((passed + failed)) tests, $crashed crashed"
+echo "$passed passed, $((failed + crashed)) failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$crashed" -eq 0 ]
