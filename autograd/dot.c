@@ -141,6 +141,7 @@ typedef struct dot_state {
     int nv, nn;
     char *is_loss;      /* per value */
     char *runs;         /* per node: runs in forward */
+    char *used;         /* per value: consumed by a node that runs */
     char *bwd;          /* per node: backward runs */
     char *grad_param;   /* per value: a parameter that receives a gradient */
     int *node_scope;    /* per node */
@@ -366,17 +367,11 @@ static void mark_losses(dot_state *st)
     if (!any && st->o.view == MG_DOT_BACKWARD) mark_default_losses(st);
 }
 
-/* Without an exec: a node's backward runs when one of its outputs reaches a
- * loss and one of its differentiable inputs depends on a parameter that
- * requires a gradient. */
-static void infer_backward(dot_state *st)
+/* need[v]: v depends, through differentiable inputs, on a parameter that
+ * requires a gradient. Nodes are in topological order. */
+static void propagate_need(const dot_state *st, char *need)
 {
-    char *need = mg_calloc((size_t)st->nv + 1, 1), *reach = mg_calloc((size_t)st->nv + 1, 1);
-    if (!need || !reach) { st->oom = 1; mg_free(need); mg_free(reach); return; }
-    for (int v = 0; v < st->nv; v++) {
-        need[v] = (char)param_requires_grad(st, v);
-        reach[v] = st->is_loss[v];
-    }
+    for (int v = 0; v < st->nv; v++) need[v] = (char)param_requires_grad(st, v);
     for (int k = 0; k < st->nn; k++) {
         int any = 0;
         for (int i = 0; i < mg_graph_node_num_inputs(st->g, k); i++)
@@ -384,6 +379,17 @@ static void infer_backward(dot_state *st)
         for (int i = 0; i < mg_graph_node_num_outputs(st->g, k); i++)
             need[mg_graph_node_output(st->g, k, i).id] |= (char)any;
     }
+}
+
+/* Without an exec: a node's backward runs when one of its outputs reaches a
+ * loss and one of its differentiable inputs needs a gradient. A reverse walk
+ * marks the values that reach a loss. */
+static void infer_backward(dot_state *st)
+{
+    char *need = mg_calloc((size_t)st->nv + 1, 1), *reach = mg_calloc((size_t)st->nv + 1, 1);
+    if (!need || !reach) { st->oom = 1; mg_free(need); mg_free(reach); return; }
+    propagate_need(st, need);
+    memcpy(reach, st->is_loss, (size_t)st->nv);
     for (int k = st->nn - 1; k >= 0; k--) {
         int out_reach = 0, in_need = 0;
         for (int i = 0; i < mg_graph_node_num_outputs(st->g, k); i++)
@@ -403,7 +409,13 @@ static void infer_backward(dot_state *st)
 static void analyse(dot_state *st)
 {
     mark_losses(st);
-    for (int k = 0; k < st->nn; k++) st->runs[k] = st->o.exec ? (char)mg_exec_node_runs(st->o.exec, k) : 1;
+    for (int k = 0; k < st->nn; k++) {
+        st->runs[k] = st->o.exec ? (char)mg_exec_node_runs(st->o.exec, k) : 1;
+        for (int i = 0; st->runs[k] && i < mg_graph_node_num_inputs(st->g, k); i++) {
+            int v = mg_graph_node_input(st->g, k, i).id;
+            if (v >= 0 && v < st->nv) st->used[v] = 1;
+        }
+    }
     if (st->o.view != MG_DOT_BACKWARD) return;
     if (st->o.exec) {
         for (int k = 0; k < st->nn; k++) st->bwd[k] = (char)mg_exec_node_backward_runs(st->o.exec, k);
@@ -419,13 +431,16 @@ static void analyse(dot_state *st)
 }
 
 /* ---- forward view ------------------------------------------------------------ */
-/* 1 if some running node consumes value v. */
-static int value_used_by_running(const dot_state *st, int v)
+static int node_drawn(const dot_state *st, int k)
 {
-    for (int k = 0; k < st->nn; k++)
-        for (int i = 0; st->runs[k] && i < mg_graph_node_num_inputs(st->g, k); i++)
-            if (mg_graph_node_input(st->g, k, i).id == v) return 1;
-    return 0;
+    return st->runs[k] || st->o.pruned != MG_DOT_PRUNED_HIDE;
+}
+
+/* Leaf values (inputs, parameters, constants) no running node uses are
+ * pruned along with their consumers. */
+static int leaf_drawn(const dot_state *st, int v)
+{
+    return !st->o.exec || st->used[v] || st->o.pruned != MG_DOT_PRUNED_HIDE;
 }
 
 static void put_param_lines(sbuf *b, const dot_state *st, int v)
@@ -436,31 +451,37 @@ static void put_param_lines(sbuf *b, const dot_state *st, int v)
     sb_printf(b, "\\n%lld element%s", (long long)n, n == 1 ? "" : "s");
 }
 
-static void fwd_value_item(dot_state *st, int v)
+/* Label of an input, parameter or constant; returns its style. */
+static const char *fwd_value_label(sbuf *b, const dot_state *st, int v)
 {
     mg_value_kind kind = mg_graph_value_kind(st->g, val(v));
-    int used = !st->o.exec || value_used_by_running(st, v);
-    if (!used && st->o.pruned == MG_DOT_PRUNED_HIDE) return;
-    sbuf b = {0};
-    const char *attrs = ST_CONST;
-    char id[DOT_ID_MAX];
-    sb_escape(&b, value_name(st, v));
+    const char *attrs = kind == MG_VALUE_INPUT ? ST_INPUT : ST_CONST;
+    sb_escape(b, value_name(st, v));
     if (kind == MG_VALUE_PARAM) {
         int rg = param_requires_grad(st, v);
         attrs = rg ? ST_PARAM : ST_FROZEN;
-        put_param_lines(&b, st, v);
-        if (!rg) sb_puts(&b, "\\nfrozen");
+        put_param_lines(b, st, v);
+        if (!rg) sb_puts(b, "\\nfrozen");
     } else {
-        sb_puts(&b, kind == MG_VALUE_INPUT ? "\\ninput " : "\\nconst ");
-        put_shape(&b, st, v);
-        if (kind == MG_VALUE_INPUT) attrs = ST_INPUT;
+        sb_puts(b, kind == MG_VALUE_INPUT ? "\\ninput " : "\\nconst ");
+        put_shape(b, st, v);
     }
-    if (st->is_loss[v]) { sb_puts(&b, "\\nloss"); attrs = ST_LOSS; }
+    if (st->is_loss[v]) { sb_puts(b, "\\nloss"); attrs = ST_LOSS; }
+    return attrs;
+}
+
+static void fwd_value_item(dot_state *st, int v)
+{
+    if (!leaf_drawn(st, v)) return;
+    int used = !st->o.exec || st->used[v];
+    sbuf b = {0};
+    char id[DOT_ID_MAX];
+    const char *attrs = fwd_value_label(&b, st, v);
     snprintf(id, sizeof id, "v%d", v);
     dot_item *it = add_item(st, id, st->value_scope[v], &b, used ? attrs : ST_PRUNED);
     if (it) {
         it->grey = !used;
-        it->is_param = kind == MG_VALUE_PARAM;
+        it->is_param = mg_graph_value_kind(st->g, val(v)) == MG_VALUE_PARAM;
         it->numel = it->is_param ? value_numel(st, v) : 0;
     }
 }
@@ -493,7 +514,7 @@ static void fwd_node_label(sbuf *b, const dot_state *st, int k, int *loss)
 
 static void fwd_node_item(dot_state *st, int k)
 {
-    if (!st->runs[k] && st->o.pruned == MG_DOT_PRUNED_HIDE) return;
+    if (!node_drawn(st, k)) return;
     sbuf b = {0};
     int loss = 0;
     char id[DOT_ID_MAX];
@@ -505,23 +526,17 @@ static void fwd_node_item(dot_state *st, int k)
     if (it) it->grey = !st->runs[k];
 }
 
-static int item_drawn(const dot_state *st, const char *id)
-{
-    for (int i = st->ni - 1; i >= 0; i--)
-        if (strcmp(st->items[i].id, id) == 0) return 1;
-    return 0;
-}
-
 static void fwd_edges(dot_state *st, int k)
 {
     char src[DOT_ID_MAX], dst[DOT_ID_MAX];
     snprintf(dst, sizeof dst, "n%d", k);
-    if (!item_drawn(st, dst)) return;
+    if (!node_drawn(st, k)) return;
     for (int i = 0; i < mg_graph_node_num_inputs(st->g, k); i++) {
         int v = mg_graph_node_input(st->g, k, i).id;
         if (v < 0 || v >= st->nv) continue;
+        int j = mg_graph_value_node(st->g, val(v));
+        if (j >= 0 ? !node_drawn(st, j) : !leaf_drawn(st, v)) continue;
         value_src_id(st, v, src);
-        if (!item_drawn(st, src)) continue;
         sbuf b = {0};
         put_edge_label(&b, st, v);
         add_edge(st, src, dst, &b, !st->runs[k]);
@@ -785,6 +800,7 @@ static void state_free(dot_state *st)
     mg_free(st->scopes);
     mg_free(st->is_loss);
     mg_free(st->runs);
+    mg_free(st->used);
     mg_free(st->bwd);
     mg_free(st->grad_param);
     mg_free(st->node_scope);
@@ -796,11 +812,12 @@ static int state_init(dot_state *st)
     size_t nv = (size_t)st->nv + 1, nn = (size_t)st->nn + 1;
     st->is_loss = mg_calloc(nv, 1);
     st->grad_param = mg_calloc(nv, 1);
+    st->used = mg_calloc(nv, 1);
     st->value_scope = mg_calloc(nv, sizeof(int));
     st->runs = mg_calloc(nn, 1);
     st->bwd = mg_calloc(nn, 1);
     st->node_scope = mg_calloc(nn, sizeof(int));
-    return st->is_loss && st->grad_param && st->value_scope && st->runs && st->bwd && st->node_scope;
+    return st->is_loss && st->grad_param && st->used && st->value_scope && st->runs && st->bwd && st->node_scope;
 }
 
 mg_dot_opts mg_dot_defaults(void)
@@ -956,20 +973,30 @@ static mg_status gv_layout_render(mg_ctx *ctx, GVC_t *gvc, Agraph_t *G, const ch
                        gv_message());
 }
 
+/* One Graphviz context for the whole process, made on first use and never
+ * freed: Graphviz 2.42's text-layout (pango) plugin caches a pointer to a
+ * font name owned by the context, so freeing a context and making another
+ * reads freed memory on the next render. */
+static GVC_t *gv_context(void)
+{
+    static GVC_t *gvc;
+    if (!gvc) gvc = gvContext();
+    return gvc;
+}
+
 static mg_status gv_render(mg_ctx *ctx, const char *text, const char *format, const char *fname)
 {
     gv_errbuf[0] = '\0';
     agusererrf old = agseterrf(gv_capture);
     agreseterrors();
     mg_status s = MG_OK;
-    GVC_t *gvc = gvContext();
+    GVC_t *gvc = gv_context();
     Agraph_t *G = gvc ? agmemread(text) : NULL;
     if (!gvc) s = mg_ctx_fail(ctx, MG_ERR_BACKEND, "Graphviz could not create a context: %s", gv_message());
     else if (!G) s = mg_ctx_fail(ctx, MG_ERR_BACKEND, "Graphviz could not read the DOT text: %s", gv_message());
     else s = gv_layout_render(ctx, gvc, G, format, fname);
     if (s == MG_OK && gv_errbuf[0]) mg_ctx_log(ctx, MG_LOG_WARN, "Graphviz: %s", gv_message());
     if (G) agclose(G);
-    if (gvc) gvFreeContext(gvc);
     agseterrf(old);
     return s;
 }

@@ -109,5 +109,9 @@ mg_status mg_op_infer(mg_ctx *ctx, const mg_op_def *op, const char *name, const 
                       const mg_tensor **in, int n_in, mg_tensor *outs, int *n_out);
 /* a[i] += b[i] over n elements of dtype dt (f32/f64), OpenMP for large n. */
 void mg_add_inplace(mg_dtype dt, void *a, const void *b, int64_t n);
+/* Plugin rollback: remove every op (registry.c) or layer type (layer.c)
+ * whose origin is `origin`, keeping the others in order. */
+void mg_registry_remove_ops(mg_registry *r, const char *origin);
+void mg_registry_remove_layers(mg_registry *r, const char *origin);
 
 #endif

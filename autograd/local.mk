@@ -7,3 +7,12 @@ libmintgrad_la_SOURCES += autograd/core.c autograd/tensor.c autograd/attrs.c \
 	autograd/optim.c autograd/gradcheck.c autograd/internal.h
 mginclude_HEADERS += autograd/mintgrad/dot.h
 libmintgrad_la_SOURCES += autograd/dot.c
+# YAML model specs and flow models built from them.
+mginclude_HEADERS += autograd/mintgrad/spec.h autograd/mintgrad/model.h
+libmintgrad_la_SOURCES += autograd/spec.c autograd/spec_yaml.c autograd/spec_args.c \
+	autograd/spec_layers.c autograd/spec_internal.h \
+	autograd/model.c
+mginclude_HEADERS += autograd/mintgrad/checkpoint.h
+libmintgrad_la_SOURCES += autograd/checkpoint.c
+mginclude_HEADERS += autograd/mintgrad/layer.h autograd/mintgrad/plugin.h
+libmintgrad_la_SOURCES += autograd/layer.c autograd/plugin.c

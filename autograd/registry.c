@@ -91,3 +91,17 @@ const char *mg_registry_suggest_op(const mg_registry *r, const char *name)
     size_t len = name ? strlen(name) : 0;
     return bd <= 2 || (size_t)bd * 3 <= len ? best : NULL;
 }
+
+void mg_registry_remove_ops(mg_registry *r, const char *origin)
+{
+    int k = 0;
+    for (int i = 0; r && origin && i < r->n_ops; i++) {
+        if (strcmp(r->ops[i]->origin, origin) == 0) {
+            mg_free(r->ops[i]->origin);
+            mg_free(r->ops[i]);
+        } else {
+            r->ops[k++] = r->ops[i];
+        }
+    }
+    if (r) r->n_ops = k;
+}

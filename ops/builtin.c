@@ -7,7 +7,7 @@ mg_status mg_ops_register_builtin(mg_registry *r)
     mg_status (*const fam[])(mg_registry *) = {
         mg_ops_register_conv,  mg_ops_register_matmul, mg_ops_register_unary,
         mg_ops_register_binary, mg_ops_register_reduce, mg_ops_register_shape,
-        mg_ops_register_loss,
+        mg_ops_register_loss,  mg_ops_register_flow,   mg_ops_register_layers,
     };
     for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
         mg_status s = fam[i](r);

@@ -14,6 +14,8 @@ mg_status mg_ops_register_binary(mg_registry *r);  /* binary.c */
 mg_status mg_ops_register_reduce(mg_registry *r);  /* reduce.c: sum, mean */
 mg_status mg_ops_register_shape(mg_registry *r);   /* shape.c */
 mg_status mg_ops_register_loss(mg_registry *r);    /* loss.c: normal_logpdf, mse */
+mg_status mg_ops_register_flow(mg_registry *r);    /* flow.c: logit, logit_inverse */
+mg_status mg_ops_register_layers(mg_registry *r);  /* layers.c: layer types (squeeze) */
 
 /* Starts an op table with the size/version header filled in. */
 #define MG_OP_HEADER .struct_size = sizeof(mg_op_def), .abi_version = MG_ABI_VERSION

@@ -10,8 +10,11 @@ EXTRA_DIST += tests/testutil.h
 
 include tests/engine.mk
 include tests/ops.mk
+include tests/ops_dnnl.mk
 include tests/mintnet.mk
 include tests/driver.mk
+include tests/dot.mk
+include tests/plugin.mk
 
 if HAVE_CRITERION
 check_PROGRAMS += $(MG_TESTS)

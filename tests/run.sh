@@ -41,7 +41,7 @@ cd "$build"
 "$top/configure" -q ${CONFIGURE_FLAGS:-}
 make -j"$jobs" >/dev/null
 set +e
-make -j"$jobs" check >/dev/null 2>&1
+make -j"$jobs" check
 rc=$?
 set -e
 

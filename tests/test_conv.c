@@ -224,6 +224,58 @@ Test(conv, kernel_matches_reference)
     mg_ctx_free(ctx);
 }
 
+/* Compares the combined backward of case ci with the references, for x. */
+static void check_combined(mg_ctx *ctx, mg_conv2d_kernel *ker, const conv_data *d, const mg_tensor *x, int ci, const char *what)
+{
+    int64_t nx = mg_tensor_numel(x), nw = mg_tensor_numel(d->w), oc = d->g.s.oc;
+    float *dx = calloc((size_t)nx, sizeof(float)), *dw = calloc((size_t)(nw + oc), sizeof(float));
+    double *rdx = calloc((size_t)nx, sizeof(double)), *rdw = calloc((size_t)(nw + oc), sizeof(double));
+    cr_assert_eq(mg_conv2d_kernel_backward(ker, mg_f32(x), mg_f32(d->dy), mg_f32(d->w), dx, dw, dw + nw), MG_OK,
+                 "%s", mg_ctx_error(ctx));
+    ref_backward_data(&d->g, mg_f32(d->dy), mg_f32(d->w), rdx);
+    ref_backward_weights(&d->g, mg_f32(x), mg_f32(d->dy), rdw, rdw + nw);
+    const conv_case *k = &cases[ci];
+    double tol = 1e-5 * (double)(k->oc * k->kh * k->kw + k->n * d->g.oh * d->g.ow + 1);
+    cr_expect_leq(max_err(dx, rdx, nx), tol, "case %d %s: dx err %g", ci, what, max_err(dx, rdx, nx));
+    cr_expect_leq(max_err(dw, rdw, nw + oc), tol, "case %d %s: dw/db err %g", ci, what, max_err(dw, rdw, nw + oc));
+    free(dx);
+    free(dw);
+    free(rdx);
+    free(rdw);
+}
+
+/* The one-call backward: after a forward on the same x (converted x reused),
+ * on another x buffer (converted afresh), and after x was overwritten and
+ * run forward again. */
+Test(conv, kernel_combined_backward)
+{
+    mg_ctx *ctx = tu_ctx();
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const conv_case *k = &cases[ci];
+        conv_data d = make_data(k, 500 + 10 * (uint64_t)ci);
+        mg_conv2d_shape s = case_shape(k);
+        s.has_bias = 1;
+        mg_conv2d_kernel *ker = NULL;
+        cr_assert_eq(mg_conv2d_kernel_new(ctx, &s, MG_CONV_FWD | MG_CONV_BWD_DATA | MG_CONV_BWD_WEIGHTS, &ker), MG_OK);
+        float *y = calloc((size_t)mg_tensor_numel(d.dy), sizeof(float));
+        float *b = calloc((size_t)k->oc, sizeof(float));
+        mg_tensor *x2 = tu_rand(MG_F32, 4, d.x->shape, -1, 1, 77 + (uint64_t)ci);
+        cr_assert_eq(mg_conv2d_kernel_forward(ker, mg_f32(d.x), mg_f32(d.w), b, y), MG_OK);
+        check_combined(ctx, ker, &d, d.x, ci, "after forward");
+        check_combined(ctx, ker, &d, x2, ci, "other x");
+        check_combined(ctx, ker, &d, d.x, ci, "back to the first x");
+        mg_tensor_rand_uniform(x2, &(mg_rng){{1, 2, 3, 4}, 0, 0}, -1, 1);
+        cr_assert_eq(mg_conv2d_kernel_forward(ker, mg_f32(x2), mg_f32(d.w), b, y), MG_OK);
+        check_combined(ctx, ker, &d, x2, ci, "x refreshed by forward");
+        free(y);
+        free(b);
+        mg_tensor_free(x2);
+        mg_conv2d_kernel_free(ker);
+        free_data(&d);
+    }
+    mg_ctx_free(ctx);
+}
+
 /* Kernels run many times on changing buffers give fresh results each time. */
 Test(conv, kernel_reuse_rebinds_buffers)
 {
@@ -365,6 +417,46 @@ Test(conv, constructors)
     cr_expect_eq(d2->shape[3], 5); /* (9 + 2 - 3) / 2 + 1 */
     cr_expect_eq(mg_graph_node_num_inputs(g, mg_graph_value_node(g, y2)), 2);
     mg_graph_free(g);
+    mg_ctx_free(ctx);
+}
+
+/* Training with x an input that wants no gradient: only the weights pass is
+ * made, and the parameter gradients match the references for a given dy. */
+Test(conv, op_training_params_only)
+{
+    mg_ctx *ctx = tu_ctx();
+    const conv_case *k = &cases[7];
+    conv_data d = make_data(k, 4242);
+    mg_params *ps;
+    mg_param *pw, *pb;
+    cr_assert_eq(mg_params_new(&ps), MG_OK);
+    cr_assert_eq(mg_params_add(ps, "w", MG_F32, 4, d.w->shape, &pw), MG_OK);
+    cr_assert_eq(mg_params_add(ps, "b", MG_F32, 1, d.b->shape, &pb), MG_OK);
+    cr_assert_eq(mg_tensor_copy(pw->value, d.w), MG_OK);
+    cr_assert_eq(mg_tensor_copy(pb->value, d.b), MG_OK);
+    mg_graph *g;
+    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
+    mg_value x = mg_graph_input(g, "x", MG_F32, 4, d.x->shape);
+    mg_value y = mg_conv2d(g, x, mg_graph_param(g, pw), mg_graph_param(g, pb), 1, 1);
+    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1};
+    mg_exec *e;
+    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_exec_set_input(e, "x", d.x), MG_OK);
+    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), d.dy), MG_OK);
+    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_expect_null(mg_exec_grad(e, x));
+    int64_t nw = mg_tensor_numel(d.w);
+    double *rdw = calloc((size_t)(nw + k->oc), sizeof(double));
+    ref_backward_weights(&d.g, mg_f32(d.x), mg_f32(d.dy), rdw, rdw + nw);
+    double tol = 1e-5 * (double)(k->n * d.g.oh * d.g.ow);
+    cr_expect_leq(max_err(mg_f32(pw->grad), rdw, nw), tol, "dw err %g", max_err(mg_f32(pw->grad), rdw, nw));
+    cr_expect_leq(max_err(mg_f32(pb->grad), rdw + nw, k->oc), tol, "db err");
+    free(rdw);
+    mg_exec_free(e);
+    mg_graph_free(g);
+    mg_params_free(ps);
+    free_data(&d);
     mg_ctx_free(ctx);
 }
 

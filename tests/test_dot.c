@@ -569,8 +569,11 @@ Test(dot, attributes_and_direction_options)
     mg_value out[2];
     cr_assert_eq(mg_graph_node(f.g, "test.flow", "f", in, 2, a, out, 2, NULL), MG_OK, "%s", mg_ctx_error(f.ctx));
     mg_attrs_free(a);
+    mg_value c = mg_graph_scalar(f.g, 2.0);
+    cr_assert(mg_value_ok(c), "%s", mg_ctx_error(f.ctx));
     mg_dot_opts o = mg_dot_defaults();
     char *plain = dot_of(&f, &o);
+    cr_assert_not_null(strstr(plain, "\\nconst f32[]\", shape=note"), "%s", plain);
     cr_assert_null(strstr(plain, "scale"));
     cr_assert_not_null(strstr(plain, "rankdir=TB"));
     o.show_attrs = 1;

@@ -60,7 +60,9 @@ typedef struct mg_dot_opts {
     const mg_exec *exec;
     mg_dot_pruned pruned;
     /* Values drawn as losses (and where the backward view starts). None
-     * given and no exec: every node output that no node consumes. */
+     * given: the exec's losses; no exec either: the backward view starts
+     * from every node output that no node consumes, the forward view marks
+     * no loss. */
     const mg_value *losses;
     int n_losses;
     const char *title;      /* graph label; NULL or "": none */

@@ -10,5 +10,11 @@
 #include <mintgrad/gradcheck.h>
 #include <mintgrad/dot.h>
 #include <mintgrad/ops.h>
+#include <mintgrad/layer.h>
+#include <mintgrad/plugin.h>
+#include <mintgrad/flow.h>
+#include <mintgrad/checkpoint.h>
+#include <mintgrad/spec.h>
+#include <mintgrad/model.h>
 
 #endif

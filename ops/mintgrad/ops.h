@@ -102,9 +102,18 @@ mg_status mg_conv2d_kernel_forward(mg_conv2d_kernel *k, const float *x, const fl
 /* dx[n,c,h,w] = conv_transpose(dy, w). */
 mg_status mg_conv2d_kernel_backward_data(mg_conv2d_kernel *k, const float *dy, const float *w,
                                          float *dx);
-/* dw[oc,c,kh,kw] and (if db is not NULL) db[oc] from x and dy; overwritten. */
+/* dw[oc,c,kh,kw] and (if db is not NULL) db[oc] from x and dy; overwritten.
+ * dw may be NULL when only db is wanted (then x may be NULL and the kernel
+ * needs no MG_CONV_BWD_WEIGHTS pass). */
 mg_status mg_conv2d_kernel_backward_weights(mg_conv2d_kernel *k, const float *x, const float *dy,
                                             float *dw, float *db);
+/* Both backward passes of a training step in one call: dx as backward_data,
+ * dw and db as backward_weights; any of the three may be NULL (not wanted).
+ * Faster than the separate calls: dy is converted to oneDNN's layout once,
+ * and when x is the buffer given to the last forward, its converted copy is
+ * reused; the caller guarantees x has not changed since that forward. */
+mg_status mg_conv2d_kernel_backward(mg_conv2d_kernel *k, const float *x, const float *dy, const float *w,
+                                    float *dx, float *dw, float *db);
 
 #ifdef __cplusplus
 }

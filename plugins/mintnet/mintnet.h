@@ -1,0 +1,191 @@
+/* plugins/mintnet/mintnet.h: private declarations shared by the MintNet
+ * plugin's files: block dimensions, masks, the effective (masked, sign-ruled)
+ * weights, the elementwise kernels in float and double, the double-precision
+ * masked 3x3 convolution, and the op and layer tables.
+ *
+ * Notation (docs/mintnet.md, spec sections 1-3): a block has C input
+ * channels, latent factor L and LC = L*C hidden channels; hidden channel
+ * q = g*C + c belongs to group g and shadows input channel c. Weights are
+ * W1 [LC, C, 3, 3], W2 [LC, LC, 3, 3], W3 [C, LC, 3, 3]; t is [C, H, W].
+ * The plugin includes only public mintgrad headers. */
+#ifndef MINTNET_PRIVATE_H
+#define MINTNET_PRIVATE_H
+
+#include <mintgrad/mintgrad.h>
+#include <mintgrad/plugin.h>
+
+#include <stdint.h>
+
+/* ---- dimensions and masks -------------------------------------------------------- */
+typedef enum mn_mask {
+    MN_MASK_A = 0, /* lower-triangular: output (c, p) depends on inputs at or before it */
+    MN_MASK_B = 1  /* upper-triangular: the mirror */
+} mn_mask;
+
+/* The sizes of one block applied to a batch. */
+typedef struct mn_dims {
+    int64_t n, c, l, lc, h, w, hw;
+} mn_dims;
+
+/* tau = max(|t|, MN_TAU_MIN), spec section 2. */
+#define MN_TAU_MIN 1e-12
+
+/* Parses "A" / "B" (NULL or anything else: -1). */
+int mn_mask_parse(const char *s);
+/* 1 if the mask keeps entry (o, i, u, v) of a [O, I, 3, 3] weight whose
+ * sub-blocks are C x C. */
+int mn_mask_keep(mn_mask m, int64_t c, int64_t o, int64_t i, int u, int v);
+/* Number of entries of a [O, I, 3, 3] weight the mask keeps. */
+int64_t mn_mask_count(mn_mask m, int64_t c, int64_t o, int64_t i);
+/* out = w (.) M for a [O, I, 3, 3] weight (out may alias w). */
+void mn_mask_apply(mn_mask m, int64_t c, int64_t o, int64_t i, const float *w, float *out);
+
+/* ---- effective weights -------------------------------------------------------------
+ * The weights a block actually uses: masked, with W2's centre-diagonal entries
+ * replaced by the sign rule, in double (for the f64 path) and float (for the
+ * oneDNN kernels), plus the centre entries the Jacobian diagonal needs.
+ *   c1[g*C + c]          = w1[g, c]  = W1[gC+c, c, 1, 1]
+ *   c3[g*C + c]          = w3[g, c]  = W3[c, gC+c, 1, 1]
+ *   c2[(c*L + g2)*L + g1] = w2[g2, g1, c] (after the sign rule)
+ *   s2[same]              = d w2[g2, g1, c] / d W2[g2C+c, g1C+c, 1, 1]
+ *                         = sgn(w1[g1,c]) sgn(w3[g2,c]) sgn(W2 entry) */
+typedef struct mn_wts {
+    mn_dims d;
+    mn_mask mask;
+    double *w1, *w2, *w3;
+    float *w1f, *w2f, *w3f;
+    double *c1, *c2, *c3, *s2;
+    float *c1f, *c2f, *c3f;
+} mn_wts;
+
+/* Allocates the arrays for a block of dims d. MG_ERR_NOMEM on failure (what
+ * was allocated is freed by mn_wts_free). */
+mg_status mn_wts_init(mn_wts *w, const mn_dims *d, mn_mask mask);
+void mn_wts_free(mn_wts *w);
+/* Recomputes everything from the raw (stored) weights. */
+void mn_wts_update(mn_wts *w, const float *W1, const float *W2, const float *W3);
+/* Index of the centre tap (u, v) = (1, 1) of weight entry (o, i). */
+static inline int64_t mn_centre(int64_t o, int64_t i, int64_t in_ch) { return (o * in_ch + i) * 9 + 4; }
+
+/* ---- block inputs -------------------------------------------------------------------- */
+enum { MN_IN_X = 0, MN_IN_W1, MN_IN_B1, MN_IN_W2, MN_IN_B2, MN_IN_W3, MN_IN_B3, MN_IN_T, MN_NUM_IN };
+
+/* Checks the eight inputs of a block or block-inverse node (x or z first,
+ * f32 or f64; parameters f32 with the shapes above) and the mask / latent
+ * attributes; fills d (n from x) and *mask. Failures go through mg_node_fail. */
+mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask);
+
+/* ---- elementwise kernels (mintnet_elem.c), float and double ---------------------------
+ * `act` lists the samples to process (nact of them); NULL means all d->n.
+ *   mn_elu:   he holds h on entry and ELU'(h) on return; a = ELU(h); both
+ *             [N, per].
+ *   mn_diag:  D[n,c,p] = tau + sum_g2 w3 e2 (sum_g1 w2 w1 e1) (spec section 3)
+ *             for e1, e2 [N, LC, HW]: a per-channel L x L product over pixel
+ *             tiles of mn_diag_tile(d) pixels. Writes D [N, C, HW] and, if
+ *             part is not NULL, part[(n*C + c)*tiles + t] = sum of log D over
+ *             tile t (mn_diag_parts(d) doubles in all).
+ *   mn_add_tau_x: y += tau (.) x for y, x [N, C, HW].
+ *   mn_tau:   tau[c, p] = max(|t|, 1e-12).
+ *   mn_inv_start: x = z / tau (all samples).
+ *   mn_inv_resid: res[n] = max |z - y| (NaN propagates) for the samples in
+ *             act (act required); part is scratch of N*C doubles.
+ *   mn_inv_step: x += (z - y) / (beta D) for the samples in act. */
+#define MN_TILE_MAX 64
+int64_t mn_diag_tile(const mn_dims *d);
+static inline int64_t mn_diag_parts(const mn_dims *d)
+{
+    int64_t p = mn_diag_tile(d);
+    return d->n * d->c * ((d->hw + p - 1) / p);
+}
+#define MN_ELEM_DECL(T, S)                                                                            \
+    void mn_elu_##S(T *he, T *a, int64_t per, const mn_dims *d, const int *act, int nact);             \
+    void mn_diag_##S(const mn_wts *w, const T *e1, const T *e2, const T *tau, T *D, double *part,      \
+                     const int *act, int nact);                                                       \
+    void mn_add_tau_x_##S(const mn_dims *d, const T *tau, const T *x, T *y, const int *act, int nact); \
+    void mn_tau_##S(const float *t, T *tau, int64_t n);                                                \
+    void mn_inv_start_##S(const mn_dims *d, const T *z, const T *tau, T *x);                          \
+    void mn_inv_resid_##S(const mn_dims *d, const T *z, const T *y, double *part, double *res,        \
+                          const int *act, int nact);                                                  \
+    void mn_inv_step_##S(const mn_dims *d, const T *z, const T *y, const T *D, T beta, T *x,           \
+                         const int *act, int nact);
+MN_ELEM_DECL(float, f32)
+MN_ELEM_DECL(double, f64)
+#undef MN_ELEM_DECL
+/* logdet[n] = sum of the sample's mn_diag parts (f32 or f64 output). */
+void mn_logdet_sum(const mn_dims *d, const double *part, void *logdet, mg_dtype dt);
+
+/* ---- double-precision masked 3x3 convolution (mintnet_conv64.c) ----------------------
+ * y[n, o] = b[o] + sum_{i,u,v} w[o, i, u, v] x[n, i, y+u-1, x+v-1], zero
+ * padding 1, for the samples in act (NULL: all n). x is (N, I, H, W), y is
+ * (N, O, H, W); pad is scratch (N, I, H+2, W+2) whose border must be zero
+ * (allocate it zeroed; the kernel only writes the interior). Sub-blocks of w
+ * that are entirely zero (masked out) are skipped. b may be NULL. */
+typedef struct mn_conv64 {
+    int64_t n, in, out, h, w;
+} mn_conv64;
+void mn_conv64_forward(const mn_conv64 *s, const double *x, double *pad, const double *w,
+                       const float *b, double *y, const int *act, int nact);
+
+/* ---- the f64 evaluation of a block (mintnet_eval64.c) --------------------------------
+ * Buffers for f(x) and D(x) in double. */
+typedef struct mn_eval64 {
+    mn_dims d;
+    double *pad;               /* [N, max(C, LC), H+2, W+2], border zero */
+    double *e1, *a1, *e2, *a2; /* [N, LC, HW] */
+    double *tau;               /* [C, HW] */
+} mn_eval64;
+/* Allocates the buffers; MG_ERR_NOMEM (then call mn_eval64_free). */
+mg_status mn_eval64_init(mn_eval64 *e, const mn_dims *d);
+void mn_eval64_free(mn_eval64 *e);
+/* Sets tau from the raw t [C, H, W]. */
+void mn_eval64_set_t(mn_eval64 *e, const float *t);
+/* y = f(x), D (Jacobian diagonal) and, when part is not NULL, the log-det
+ * parts (mn_diag_f64) for the samples in act. x, y, D are [N, C, HW]. */
+void mn_eval64_run(mn_eval64 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
+                   const double *x, double *y, double *D, double *part, const int *act, int nact);
+
+/* ---- the f32 evaluation of a block (mintnet_block.c) --------------------------------
+ * f(x) and D(x) in float through the public convolution kernels (created
+ * once, in prepare). The convolutions always run on the whole batch; act
+ * restricts the elementwise work. */
+typedef struct mn_eval32 {
+    mn_dims d;
+    mg_conv2d_kernel *k1, *k2, *k3; /* x -> h1, a1 -> h2, a2 -> y */
+    float *e1, *a1, *e2, *a2;       /* [N, LC, HW] */
+    float *tau;                     /* [C, HW] */
+} mn_eval32;
+/* Creates the kernels with the given passes (MG_CONV_* bits, FWD always
+ * added) and the buffers. Errors go to ctx; call mn_eval32_free after a
+ * failure too. */
+mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsigned passes[3]);
+void mn_eval32_free(mn_eval32 *e);
+void mn_eval32_set_t(mn_eval32 *e, const float *t);
+/* y = f(x), D and (part not NULL) the log-det parts, as mn_eval64_run. */
+mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
+                        const float *x, float *y, float *D, double *part, const int *act, int nact);
+
+/* ---- block backward (mintnet_block_bwd.c) ------------------------------------------- */
+/* Per-compile backward buffers of a block node. */
+typedef struct mn_bwd {
+    float *dh1, *dh2, *tmp; /* [N, LC, HW] */
+    float *rho;             /* [N, C, HW]: d loss / d D */
+    double *gacc;           /* [N*C][L*L + 2L] per-(sample, channel) centre gradients */
+    double *gc;             /* [C][L*L + 2L] their sums */
+} mn_bwd;
+mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d);
+void mn_bwd_free(mn_bwd *b);
+/* The backward pass of a block node (f32), given its forward buffers. */
+mg_status mn_block_backward32(mg_node *nd, const mn_wts *w, mn_eval32 *ev, const float *D, mn_bwd *b);
+
+/* ---- registration ---------------------------------------------------------------------- */
+extern const mg_op_def mn_masked_conv_def;
+extern const mg_op_def mn_block_def;
+extern const mg_op_def mn_block_inverse_def;
+extern const mg_layer_def mn_block_layer_def;
+
+/* The plugin's init, for static linking: mg_plugin_register_static(ctx,
+ * "mintnet", mg_mintnet_plugin_init). The shared object also exports it as
+ * mg_plugin_init. */
+mg_status mg_mintnet_plugin_init(mg_registry *reg, const mg_host_api *host);
+
+#endif

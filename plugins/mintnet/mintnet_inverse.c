@@ -1,0 +1,277 @@
+/* plugins/mintnet/mintnet_inverse.c: the `mintnet.block_inverse` op, the
+ * damped fixed-point inverse of spec section 4:
+ *     x0 = z / tau,   x(k+1) = x(k) + (z - f(x(k))) / (beta D(x(k)))
+ *
+ * mintnet.block_inverse(z[N,C,H,W], w1, b1, w2, b2, w3, b3, t) -> (x[N,C,H,W], diag f64[N,3])
+ * parameters as mintnet.block; attributes:
+ *   mask "A" | "B" (required), latent (optional check),
+ *   damping beta (default 3.5), tolerance (1e-5), max_iterations (200),
+ *   precision "float32" | "float64" (the arithmetic of the whole iteration),
+ *   stop "residual" (stop a sample once max |z - f(x)| <= tolerance) |
+ *        "fixed" (the published behaviour: exactly max_iterations steps).
+ * diag[n] = (iterations used, final max |z - f(x)|, converged 0/1). Each
+ * sample stops on its own; a sample whose residual turns NaN or infinite
+ * stops at once as not converged. Any non-converged sample is reported as a
+ * warning on the context naming the node and the count; the op still
+ * returns MG_OK with x, so the caller can inspect diag. Not differentiable.
+ * z may be f32 or f64; x has z's dtype. */
+#include "mintnet.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct inv_state {
+    mn_dims d;
+    mn_mask mask;
+    double beta, tol;
+    int64_t maxit;
+    int f64, fixed;
+    mn_wts w;
+    mn_eval32 ev;      /* precision float32 */
+    mn_eval64 ev64;    /* precision float64 */
+    void *z, *x, *y, *D; /* [N, C, HW] in the working precision */
+    int *act;
+    double *res, *part;
+} inv_state;
+
+/* ---- attributes ---------------------------------------------------------------------- */
+
+typedef struct inv_cfg {
+    double beta, tol;
+    int64_t maxit;
+    int f64, fixed;
+} inv_cfg;
+
+static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
+{
+    const mg_attrs *a = mg_node_attrs(nd);
+    const char *prec = mg_attrs_str(a, "precision", "float32"), *stop = mg_attrs_str(a, "stop", "residual");
+    c->beta = mg_attrs_float(a, "damping", 3.5);
+    c->tol = mg_attrs_float(a, "tolerance", 1e-5);
+    c->maxit = mg_attrs_int(a, "max_iterations", 200);
+    c->f64 = strcmp(prec, "float64") == 0;
+    c->fixed = strcmp(stop, "fixed") == 0;
+    if (!c->f64 && strcmp(prec, "float32") != 0)
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute precision = \"%s\"; use \"float32\" or \"float64\"", prec);
+    if (!c->fixed && strcmp(stop, "residual") != 0)
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute stop = \"%s\"; use \"residual\" or \"fixed\"", stop);
+    if (!(c->beta > 0) || !isfinite(c->beta))
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute damping = %g must be a finite number > 0", c->beta);
+    if (!(c->tol >= 0) || !isfinite(c->tol))
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute tolerance = %g must be finite and >= 0", c->tol);
+    if (c->maxit < 0 || c->maxit > 1000000000)
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute max_iterations = %" PRId64 " must be in 0..1e9", c->maxit);
+    return MG_OK;
+}
+
+static mg_status inv_infer(mg_node *nd)
+{
+    mn_dims d;
+    mn_mask mask;
+    inv_cfg cfg;
+    mg_status s = mn_block_check(nd, &d, &mask);
+    if (s == MG_OK) s = inv_read_cfg(nd, &cfg);
+    if (s != MG_OK) return s;
+    const mg_tensor *z = mg_node_input(nd, MN_IN_X);
+    const int64_t dshape[2] = {d.n, 3};
+    s = mg_node_set_output(nd, 0, z->dtype, 4, z->shape);
+    if (s == MG_OK) s = mg_node_set_output(nd, 1, MG_F64, 2, dshape);
+    return s;
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+static void inv_release(mg_node *nd)
+{
+    inv_state *st = mg_node_state(nd);
+    if (!st) return;
+    mn_wts_free(&st->w);
+    mn_eval32_free(&st->ev);
+    mn_eval64_free(&st->ev64);
+    mg_free_aligned(st->z);
+    mg_free_aligned(st->x);
+    mg_free_aligned(st->y);
+    mg_free_aligned(st->D);
+    mg_free(st->act);
+    mg_free(st->res);
+    mg_free(st->part);
+    mg_free(st);
+    mg_node_set_state(nd, NULL);
+}
+
+static mg_status inv_alloc(mg_node *nd, inv_state *st)
+{
+    const mn_dims *d = &st->d;
+    const unsigned fwd_only[3] = {0, 0, 0};
+    size_t bytes = (size_t)(d->n * d->c * d->hw) * (st->f64 ? sizeof(double) : sizeof(float));
+    mg_status s = mn_wts_init(&st->w, d, st->mask);
+    if (s == MG_OK && st->f64) s = mn_eval64_init(&st->ev64, d);
+    if (s == MG_OK && !st->f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), d, fwd_only);
+    if (s != MG_OK && s != MG_ERR_NOMEM) return s;
+    st->z = mg_malloc_aligned(bytes);
+    st->x = mg_malloc_aligned(bytes);
+    st->y = mg_malloc_aligned(bytes);
+    st->D = mg_malloc_aligned(bytes);
+    st->act = mg_malloc((size_t)d->n * sizeof(int));
+    st->res = mg_malloc((size_t)d->n * sizeof(double));
+    st->part = mg_malloc((size_t)(d->n * d->c) * sizeof(double));
+    if (s != MG_OK || !st->z || !st->x || !st->y || !st->D || !st->act || !st->res || !st->part)
+        return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory for the inverse's buffers");
+    return MG_OK;
+}
+
+static mg_status inv_prepare(mg_node *nd)
+{
+    inv_state *st = mg_calloc(1, sizeof *st);
+    if (!st) return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory");
+    mg_node_set_state(nd, st);
+    inv_cfg cfg;
+    mg_status s = mn_block_check(nd, &st->d, &st->mask);
+    if (s == MG_OK) s = inv_read_cfg(nd, &cfg);
+    if (s == MG_OK) {
+        st->beta = cfg.beta;
+        st->tol = cfg.tol;
+        st->maxit = cfg.maxit;
+        st->f64 = cfg.f64;
+        st->fixed = cfg.fixed;
+        s = inv_alloc(nd, st);
+    }
+    if (s != MG_OK) inv_release(nd);
+    return s;
+}
+
+/* ---- the iteration ------------------------------------------------------------------------ */
+
+static const float *in_f32(mg_node *nd, int i) { return mg_f32(mg_node_input(nd, i)); }
+
+/* y = f(x), D = D(x) for the active samples, in the working precision. */
+static mg_status inv_eval(mg_node *nd, inv_state *st, int nact)
+{
+    const float *b1 = in_f32(nd, MN_IN_B1), *b2 = in_f32(nd, MN_IN_B2), *b3 = in_f32(nd, MN_IN_B3);
+    if (st->f64) {
+        mn_eval64_run(&st->ev64, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
+        return MG_OK;
+    }
+    return mn_eval32_run(&st->ev, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
+}
+
+static void inv_resid(inv_state *st, int nact)
+{
+    if (st->f64)
+        mn_inv_resid_f64(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
+    else
+        mn_inv_resid_f32(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
+}
+
+static void inv_step(inv_state *st, int nact)
+{
+    if (st->f64)
+        mn_inv_step_f64(&st->d, st->z, st->y, st->D, st->beta, st->x, st->act, nact);
+    else
+        mn_inv_step_f32(&st->d, st->z, st->y, st->D, (float)st->beta, st->x, st->act, nact);
+}
+
+/* Retires the samples that stop after evaluation k (writing their diag) and
+ * compacts the active list; returns how many remain. */
+static int inv_retire(inv_state *st, int64_t k, int nact, double *diag)
+{
+    int keep = 0;
+    for (int j = 0; j < nact; j++) {
+        int n = st->act[j];
+        double r = st->res[n];
+        int ok = r <= st->tol, bad = !isfinite(r);
+        if (bad || k == st->maxit || (!st->fixed && ok)) {
+            diag[n * 3 + 0] = (double)k;
+            diag[n * 3 + 1] = r;
+            diag[n * 3 + 2] = ok && !bad;
+        } else {
+            st->act[keep++] = n;
+        }
+    }
+    return keep;
+}
+
+static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
+{
+    int nact = (int)st->d.n;
+    for (int n = 0; n < nact; n++) st->act[n] = n;
+    for (int64_t k = 0; nact > 0; k++) {
+        mg_status s = inv_eval(nd, st, nact);
+        if (s != MG_OK) return s;
+        inv_resid(st, nact);
+        nact = inv_retire(st, k, nact, diag);
+        if (nact) inv_step(st, nact);
+    }
+    return MG_OK;
+}
+
+/* Logs non-convergence as a warning (and a debug summary otherwise). */
+static void inv_report(mg_node *nd, const inv_state *st, const double *diag)
+{
+    int64_t bad = 0, worst = 0, most = 0;
+    for (int64_t n = 0; n < st->d.n; n++) {
+        if (!diag[n * 3 + 2]) {
+            if (!bad || !(diag[n * 3 + 1] <= diag[worst * 3 + 1])) worst = n;
+            bad++;
+        }
+        if (diag[n * 3] > diag[most * 3]) most = n;
+    }
+    mg_ctx *ctx = mg_node_ctx(nd);
+    if (bad)
+        mg_ctx_log(ctx, MG_LOG_WARN,
+                   "node '%s' (mintnet.block_inverse): %" PRId64 " of %" PRId64 " samples did not converge "
+                   "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, damping %g, %s); worst: "
+                   "sample %" PRId64 " with residual %g; see the diag output",
+                   mg_node_name(nd), bad, st->d.n, st->tol, st->maxit, st->beta, st->f64 ? "float64" : "float32",
+                   worst, diag[worst * 3 + 1]);
+    else
+        mg_ctx_log(ctx, MG_LOG_DEBUG, "node '%s': all %" PRId64 " samples converged, at most %g iterations",
+                   mg_node_name(nd), st->d.n, diag[most * 3]);
+}
+
+static mg_status inv_forward(mg_node *nd)
+{
+    inv_state *st = mg_node_state(nd);
+    if (!st) return mg_node_fail(nd, MG_ERR_STATE, "forward before prepare");
+    const mn_dims *d = &st->d;
+    const int64_t cnt = d->n * d->c * d->hw;
+    mg_tensor *xo = mg_node_output(nd, 0);
+    mg_tensor zw, xw;
+    mg_tensor_init(&zw, st->f64 ? MG_F64 : MG_F32, 1, &cnt, st->z);
+    mg_tensor_init(&xw, st->f64 ? MG_F64 : MG_F32, 1, &cnt, st->x);
+    mg_status s = mg_tensor_copy(&zw, mg_node_input(nd, MN_IN_X));
+    if (s != MG_OK) return mg_node_fail(nd, s, "cannot convert z to the working precision");
+    mn_wts_update(&st->w, in_f32(nd, MN_IN_W1), in_f32(nd, MN_IN_W2), in_f32(nd, MN_IN_W3));
+    if (st->f64) {
+        mn_eval64_set_t(&st->ev64, in_f32(nd, MN_IN_T));
+        mn_inv_start_f64(d, st->z, st->ev64.tau, st->x);
+    } else {
+        mn_eval32_set_t(&st->ev, in_f32(nd, MN_IN_T));
+        mn_inv_start_f32(d, st->z, st->ev.tau, st->x);
+    }
+    double *diag = mg_f64(mg_node_output(nd, 1));
+    s = inv_iterate(nd, st, diag);
+    if (s != MG_OK) return s;
+    inv_report(nd, st, diag);
+    return mg_tensor_copy(xo, &xw);
+}
+
+static const char *const inv_attrs[] = {"mask", "latent", "damping", "tolerance", "max_iterations",
+                                        "precision", "stop", NULL};
+
+const mg_op_def mn_block_inverse_def = {
+    .struct_size = sizeof(mg_op_def),
+    .abi_version = MG_ABI_VERSION,
+    .name = "mintnet.block_inverse",
+    .summary = "inverse of a MintNet block by damped fixed-point iteration; outputs x and diag[N,3]",
+    .min_inputs = MN_NUM_IN,
+    .max_inputs = MN_NUM_IN,
+    .num_outputs = 2,
+    .attr_names = inv_attrs,
+    .infer = inv_infer,
+    .prepare = inv_prepare,
+    .forward = inv_forward,
+    .backward = NULL,
+    .release = inv_release,
+};
