@@ -4,7 +4,7 @@
  * inverse in reverse order for the sampling graph; adds the logit, the
  * prior and the loss/bits-per-dimension accounting of spec section 6; and
  * counts parameters for `mintgrad check`. */
-#include "internal.h"
+#include "spec_internal.h"
 
 #include <math.h>
 #include <mintgrad/flow.h>
@@ -66,8 +66,10 @@ static mg_status layer_fail(const mg_model *m, int i, mg_status st, const char *
     const mg_spec_layer *l = &m->spec->model.layers[i];
     char msg[MG_ERR_LEN];
     snprintf(msg, sizeof msg, "%s", mg_ctx_error(m->ctx));
+    if (!msg[0]) return mg_spec_fail_at(m->spec, m->ctx, st, l->line, l->col, "layer %d (%s), %s: %s", i,
+                                        l->type, stage, mg_status_name(st));
     return mg_spec_fail_at(m->spec, m->ctx, st, l->line, l->col, "layer %d (%s), %s: %s", i, l->type,
-                           stage, msg[0] ? msg : mg_status_name(st));
+                           stage, msg);
 }
 
 /* The status of a builder call, taking the graph's sticky error into account. */
@@ -85,7 +87,10 @@ mg_status mg_model_init_params(mg_model *m, uint64_t seed)
         if (!def->init_params) continue;
         layer_ctx lc;
         layer_setup(m, i, NULL, &rng, &lc);
+        spec_quiet q;
+        spec_quiet_begin(m->ctx, &q);
         mg_status st = def->init_params(&lc.b);
+        spec_quiet_end(m->ctx, &q);
         if (st) return layer_fail(m, i, st, "initialising parameters");
     }
     return MG_OK;
@@ -157,13 +162,16 @@ static mg_status layer_inverse(mg_model *m, mg_model_graph *mg, int i, mg_value 
 {
     const mg_layer_def *def = m->spec->model.layers[i].def;
     if (!def->inverse) {
-        mg_ctx_fail(m->ctx, MG_ERR_UNSUPPORTED, "layer type '%s' has no inverse", def->name);
-        return layer_fail(m, i, MG_ERR_UNSUPPORTED, "building its inverse");
+        mg_ctx_clear_error(m->ctx);
+        return layer_fail(m, i, MG_ERR_UNSUPPORTED, "building its inverse: the layer type has no inverse");
     }
     layer_ctx lc;
     layer_setup(m, i, mg->g, NULL, &lc);
+    spec_quiet q;
+    spec_quiet_begin(m->ctx, &q);
     mg_status st = built(mg->g, def->inverse(&lc.b, y, x, &mg->layer_diag[i]));
     if (!st && !mg_value_ok(*x)) st = mg_ctx_fail(m->ctx, MG_ERR_STATE, "the inverse builder returned no value");
+    spec_quiet_end(m->ctx, &q);
     return st ? layer_fail(m, i, st, "building its inverse") : MG_OK;
 }
 
@@ -177,8 +185,11 @@ static mg_status layer_forward(mg_model *m, mg_model_graph *mg, int i, mg_value 
     if (st) return layer_fail(m, i, st, "opening its graph scope");
     mg_value y = MG_VALUE_NONE, ld = MG_VALUE_NONE;
     mg->layer_in[i] = *h;
+    spec_quiet q;
+    spec_quiet_begin(m->ctx, &q);
     st = built(mg->g, l->def->forward(&lc.b, *h, &y, &ld));
     if (!st && !mg_value_ok(y)) st = mg_ctx_fail(m->ctx, MG_ERR_STATE, "the forward builder returned no value");
+    spec_quiet_end(m->ctx, &q);
     if (st) st = layer_fail(m, i, st, "building its forward pass");
     if (!st && roundtrip && !(st = mg_graph_push_scope(mg->g, "inverse", l->type))) {
         st = layer_inverse(m, mg, i, y, &mg->layer_rec[i]);

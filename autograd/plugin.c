@@ -101,19 +101,6 @@ static plugin_rec *find_by_handle(plugin_list *pl, void *handle)
     return NULL;
 }
 
-/* Appends a record, taking ownership of path (which may be NULL). Room was
- * reserved before init, so only the name copy can fail. */
-static mg_status list_add(mg_ctx *ctx, plugin_list *pl, const char *name, char *path, void *handle)
-{
-    char *nm = mg_strdup(name);
-    if (!nm || mg_grow((void **)&pl->v, &pl->cap, pl->n + 1, sizeof *pl->v) != MG_OK) {
-        mg_free(nm);
-        return mg_ctx_fail(ctx, MG_ERR_NOMEM, "out of memory recording plugin '%s'", name);
-    }
-    pl->v[pl->n++] = (plugin_rec){nm, path, handle};
-    return MG_OK;
-}
-
 /* ---- init with rollback ---------------------------------------------------- */
 
 /* What a failed init returns: ABI and name clashes keep their codes, every
@@ -160,21 +147,30 @@ static mg_status run_init(mg_ctx *ctx, plugin_list *pl, const char *name, mg_plu
     return MG_OK;
 }
 
-/* Runs init and records the plugin; on failure closes `handle` and frees
- * `path` (both may be NULL). */
+/* Runs init and records the plugin (taking ownership of path, which may be
+ * NULL). The record's storage is secured around init, so a plugin is either
+ * recorded with its registrations or leaves none; on failure `handle` is
+ * closed and `path` freed. */
 static mg_status install(mg_ctx *ctx, plugin_list *pl, const char *name, char *path, void *handle,
                          mg_plugin_init_fn init)
 {
     int ops0 = mg_registry_num_ops(ctx->reg), layers0 = mg_registry_num_layers(ctx->reg);
-    mg_status s = mg_grow((void **)&pl->v, &pl->cap, pl->n + 1, sizeof *pl->v);
+    char *nm = mg_strdup(name);
+    mg_status s = nm ? mg_grow((void **)&pl->v, &pl->cap, pl->n + 1, sizeof *pl->v) : MG_ERR_NOMEM;
     if (s != MG_OK) s = mg_ctx_fail(ctx, s, "out of memory loading plugin '%s'", name);
     if (s == MG_OK) s = run_init(ctx, pl, name, init);
-    if (s == MG_OK) s = list_add(ctx, pl, name, path, handle);
+    /* An init that loaded another plugin used the reserved slot. */
+    if (s == MG_OK && mg_grow((void **)&pl->v, &pl->cap, pl->n + 1, sizeof *pl->v) != MG_OK) {
+        mg_ctx_fail(ctx, MG_ERR_NOMEM, "out of memory recording the plugin");
+        s = rollback(ctx, name, MG_ERR_NOMEM, 0);
+    }
     if (s != MG_OK) {
         if (handle) dlclose(handle);
         mg_free(path);
+        mg_free(nm);
         return s;
     }
+    pl->v[pl->n++] = (plugin_rec){nm, path, handle};
     mg_ctx_log(ctx, MG_LOG_INFO, "loaded plugin '%s'%s%s: %d ops, %d layer types", name,
                path ? " from " : "", path ? path : " (static)",
                mg_registry_num_ops(ctx->reg) - ops0, mg_registry_num_layers(ctx->reg) - layers0);

@@ -136,6 +136,23 @@ mg_status mg_spec_fail_at(const mg_spec *s, mg_ctx *ctx, mg_status status, int l
     return status;
 }
 
+static void quiet_log(void *user, mg_log_level level, const char *msg)
+{
+    spec_quiet *q = user;
+    if (level < MG_LOG_ERROR && q->fn) q->fn(q->user, level, msg);
+}
+
+void spec_quiet_begin(mg_ctx *ctx, spec_quiet *q)
+{
+    q->fn = ctx->log, q->user = ctx->log_user;
+    ctx->log = quiet_log, ctx->log_user = q;
+}
+
+void spec_quiet_end(mg_ctx *ctx, spec_quiet *q)
+{
+    ctx->log = q->fn, ctx->log_user = q->user;
+}
+
 mg_status spec_where_add(spec_loader *ld, const char *key, const yaml_node_t *n)
 {
     struct mg_spec_priv *p = ld->spec->priv;
@@ -219,8 +236,12 @@ static mg_status load_plugins(spec_loader *ld, const yaml_node_t *n)
         if (st) return st;
         if (!(p->plugins[i] = mg_strdup(name))) return nomem(ld);
         ld->spec->n_plugins = i + 1;
-        if (!(ld->flags & MG_SPEC_NO_PLUGINS) && (st = mg_plugin_load(ld->ctx, name)))
-            return spec_fail_prefix(ld, e, st, NULL);
+        if (ld->flags & MG_SPEC_NO_PLUGINS) continue;
+        spec_quiet q;
+        spec_quiet_begin(ld->ctx, &q);
+        st = mg_plugin_load(ld->ctx, name);
+        spec_quiet_end(ld->ctx, &q);
+        if (st) return spec_fail_prefix(ld, e, st, NULL);
     }
     ld->spec->plugins = (const char *const *)p->plugins;
     return MG_OK;

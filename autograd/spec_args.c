@@ -12,8 +12,10 @@
 static mg_status check_range(spec_loader *ld, const mg_layer_arg *a, const yaml_node_t *n,
                              const char *key, double v)
 {
+    if (a->min < a->max && v < a->min && a->max >= 1e300)
+        return spec_fail(ld, n, MG_ERR_PARSE, "'%s' = %.15g must be at least %.15g", key, v, a->min);
     if (a->min < a->max && (v < a->min || v > a->max))
-        return spec_fail(ld, n, MG_ERR_PARSE, "'%s' = %g is out of range [%g, %g]", key, v,
+        return spec_fail(ld, n, MG_ERR_PARSE, "'%s' = %.15g is out of range [%.15g, %.15g]", key, v,
                          a->min, a->max);
     return MG_OK;
 }

@@ -37,9 +37,23 @@ typedef struct spec_loader {
     const char *file;          /* display name */
     yaml_document_t *doc;
     unsigned flags;
+    long visits;               /* layer items expanded, against blow-ups */
 } spec_loader;
 
+#define SPEC_MAX_VISITS 1000000
+
 /* ---- errors (spec.c) ---- */
+/* Silences error messages logged by code called between begin and end
+ * (plugin loading, layer builders), whose failures the caller reports
+ * again with a location: the user sees each error once. Other levels pass
+ * on to the saved callback. */
+typedef struct spec_quiet {
+    mg_log_fn fn;
+    void *user;
+} spec_quiet;
+void spec_quiet_begin(mg_ctx *ctx, spec_quiet *q);
+void spec_quiet_end(mg_ctx *ctx, spec_quiet *q);
+
 /* Fails with "<file>:<line>:<col>: <message>" at node n (1-based). */
 mg_status spec_fail(spec_loader *ld, const yaml_node_t *n, mg_status st, const char *fmt, ...)
     MG_PRINTF(4, 5);

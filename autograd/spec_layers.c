@@ -33,7 +33,10 @@ static mg_status layer_shape(spec_loader *ld, mg_spec_layer *l, const yaml_node_
     snprintf(what, sizeof what, "layer %d (%s) on input %s", l->index, l->type,
              mg_shape_str(3, l->in_shape, shape, sizeof shape));
     mg_ctx_clear_error(ld->ctx);
+    spec_quiet q;
+    spec_quiet_begin(ld->ctx, &q);
     mg_status st = l->def->out_shape(&b, l->out_shape);
+    spec_quiet_end(ld->ctx, &q);
     if (st) return spec_fail_prefix(ld, key, st, what);
     for (int i = 0; i < 3; i++)
         if (l->out_shape[i] < 1)
@@ -126,6 +129,9 @@ static mg_status expand_repeat(spec_loader *ld, const yaml_node_t *item, int dep
 static mg_status expand_item(spec_loader *ld, const yaml_node_t *item, int depth)
 {
     char buf[96];
+    if (++ld->visits > SPEC_MAX_VISITS)
+        return spec_fail(ld, item, MG_ERR_PARSE, "more than %d layer items to expand (check the repeats)",
+                         SPEC_MAX_VISITS);
     if (item->type != YAML_MAPPING_NODE)
         return spec_fail(ld, item, MG_ERR_PARSE,
                          "a layer is a one-key mapping 'type: {arguments}' (e.g. '- squeeze: {factor: 2}'), got %s",
@@ -155,6 +161,9 @@ static mg_status expand_item(spec_loader *ld, const yaml_node_t *item, int depth
 static mg_status expand(spec_loader *ld, const yaml_node_t *seq, int depth)
 {
     char buf[96];
+    if (++ld->visits > SPEC_MAX_VISITS)
+        return spec_fail(ld, seq, MG_ERR_PARSE, "more than %d layer lists to expand (check the repeats)",
+                         SPEC_MAX_VISITS);
     if (depth > SPEC_MAX_DEPTH)
         return spec_fail(ld, seq, MG_ERR_PARSE, "layers nested more than %d deep", SPEC_MAX_DEPTH);
     if (spec_is_null(seq)) return MG_OK;

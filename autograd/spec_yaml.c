@@ -167,7 +167,7 @@ const char *spec_suggest(const char *name, const char *const *cands, int n)
     }
     int limit = (int)strlen(name) / 3 + 1;
     if (limit < 2) limit = 2;
-    return best && best_d <= limit ? best : NULL;
+    return best && best_d <= limit && best_d < (int)strlen(name) ? best : NULL;
 }
 
 mg_status spec_unknown_key(spec_loader *ld, const yaml_node_t *key, const char *where,

@@ -22,4 +22,10 @@ void evaluator_free(evaluator *ev);
 mg_status evaluator_run(mg_ctx *ctx, evaluator *ev, const mg_spec *spec, const dataset *d, int64_t count,
                         mg_spec_dequant mode, mg_rng *rng, double *per_sample, double *mean_bpd);
 
+/* `mintgrad eval --check-inverse` (inverse_check.c): per-layer and whole-flow
+ * inverse report on the first `batch` images of d, printed to stdout.
+ * *all_converged is 0 if any image failed to converge in any layer. */
+struct cli_session;
+mg_status eval_check_inverse(struct cli_session *S, const dataset *d, int64_t batch, int *all_converged);
+
 #endif

@@ -187,11 +187,15 @@ static int bin_is_full(const mg_tensor *in, const mg_tensor *out)
     return mg_tensor_numel(in) == mg_tensor_numel(out);
 }
 
+/* mul and div: a scratch is needed when some input that takes a gradient
+ * is smaller than the output (its product must be summed down). */
 static mg_status bin_prepare(mg_node *n)
 {
-    const mg_tensor *a = mg_node_input(n, 0), *b = mg_node_input(n, 1);
     const mg_tensor *y = mg_node_output(n, 0);
-    if (!mg_node_training(n) || (bin_is_full(a, y) && bin_is_full(b, y))) return MG_OK;
+    int need = 0;
+    for (int i = 0; i < 2; i++)
+        need |= mg_node_needs_grad(n, i) && !bin_is_full(mg_node_input(n, i), y);
+    if (!mg_node_training(n) || !need) return MG_OK;
     bin_state *st = mg_calloc(1, sizeof *st);
     if (st) st->buf = mg_malloc_aligned(mg_tensor_nbytes(y) ? mg_tensor_nbytes(y) : 1);
     if (!st || !st->buf) {
@@ -240,7 +244,7 @@ static void bin_emit(const mg_tensor *full, mg_tensor *g, double scale)
 }
 
 /* The full-size buffer to compute input i's unreduced gradient in: the
- * gradient itself when it is full size, else the scratch. */
+ * gradient itself when it is full size, else the scratch (NULL if absent). */
 static mg_tensor *bin_target(mg_node *n, int i, mg_tensor *hdr)
 {
     mg_tensor *g = mg_node_grad_input(n, i);
@@ -249,7 +253,14 @@ static mg_tensor *bin_target(mg_node *n, int i, mg_tensor *hdr)
         mg_tensor_init(hdr, y->dtype, y->rank, y->shape, g->data);
         return hdr;
     }
-    return &((bin_state *)mg_node_state(n))->scratch;
+    bin_state *st = mg_node_state(n);
+    return st ? &st->scratch : NULL;
+}
+
+/* Backward asked for a gradient prepare did not expect. */
+static mg_status bin_no_scratch(mg_node *n)
+{
+    return mg_node_fail(n, MG_ERR_STATE, "no gradient scratch: prepare saw no need for one");
 }
 
 /* add, sub: da = dy, db = +-dy, each summed over its broadcast dims. */
@@ -268,6 +279,7 @@ static mg_status bin_backward_mul(mg_node *n)
     for (int i = 0; i < 2; i++) {
         if (!mg_node_grad_input(n, i)) continue;
         mg_tensor hdr, *t = bin_target(n, i, &hdr);
+        if (!t) return bin_no_scratch(n);
         bin_apply(MG_ELEM_MUL, t, dy, mg_node_input(n, 1 - i));
         bin_emit(t, mg_node_grad_input(n, i), 1.0);
     }
@@ -284,10 +296,12 @@ static mg_status bin_backward_div(mg_node *n)
     if (!ga && !gb) return MG_OK;
     mg_tensor ht, ht2;
     mg_tensor *t = bin_target(n, ga ? 0 : 1, &ht);
+    if (!t) return bin_no_scratch(n);
     bin_apply(MG_ELEM_DIV, t, dy, b);
     bin_emit(t, ga, 1.0);
     if (!gb) return MG_OK;
     mg_tensor *t2 = bin_target(n, 1, &ht2);
+    if (!t2) return bin_no_scratch(n);
     bin_apply(MG_ELEM_MUL, t2, t, mg_node_output(n, 0));
     bin_emit(t2, gb, -1.0);
     return MG_OK;
@@ -299,21 +313,20 @@ static mg_status mul_forward(mg_node *n) { return bin_forward_kind(n, MG_ELEM_MU
 static mg_status div_forward(mg_node *n) { return bin_forward_kind(n, MG_ELEM_DIV); }
 static mg_status add_backward(mg_node *n) { return bin_backward_addsub(n, 1.0); }
 static mg_status sub_backward(mg_node *n) { return bin_backward_addsub(n, -1.0); }
+static mg_status mul_backward(mg_node *n) { return bin_backward_mul(n); }
+static mg_status div_backward(mg_node *n) { return bin_backward_div(n); }
 
-#define BIN_DEF(NAME, SUM)                                                                    \
+/* add and sub reduce dy directly; mul and div keep a scratch (prepare). */
+#define BIN_DEF(NAME, SUM, PREP, REL)                                                         \
     {MG_OP_HEADER, .name = #NAME, .summary = SUM, .min_inputs = 2, .max_inputs = 2,          \
-     .num_outputs = 1, .infer = bin_infer, .prepare = bin_prepare, .forward = NAME##_forward, \
-     .backward = NAME##_backward, .release = bin_release}
+     .num_outputs = 1, .infer = bin_infer, .prepare = PREP, .forward = NAME##_forward,        \
+     .backward = NAME##_backward, .release = REL}
 
 static const mg_op_def bin_defs[] = {
-    BIN_DEF(add, "a + b (broadcasting)"),
-    BIN_DEF(sub, "a - b (broadcasting)"),
-    {MG_OP_HEADER, .name = "mul", .summary = "a * b (broadcasting)", .min_inputs = 2,
-     .max_inputs = 2, .num_outputs = 1, .infer = bin_infer, .prepare = bin_prepare,
-     .forward = mul_forward, .backward = bin_backward_mul, .release = bin_release},
-    {MG_OP_HEADER, .name = "div", .summary = "a / b (broadcasting)", .min_inputs = 2,
-     .max_inputs = 2, .num_outputs = 1, .infer = bin_infer, .prepare = bin_prepare,
-     .forward = div_forward, .backward = bin_backward_div, .release = bin_release},
+    BIN_DEF(add, "a + b (broadcasting)", NULL, NULL),
+    BIN_DEF(sub, "a - b (broadcasting)", NULL, NULL),
+    BIN_DEF(mul, "a * b (broadcasting)", bin_prepare, bin_release),
+    BIN_DEF(div, "a / b (broadcasting)", bin_prepare, bin_release),
 };
 
 mg_status mg_ops_register_binary(mg_registry *r)

@@ -1,6 +1,7 @@
 /* ops/conv.c: 2-D convolution: the public kernel API (mg_conv2d_kernel_*,
- * over the cached oneDNN passes of ops/dnnl.c, plus our own bias-gradient
- * reduction) and the `conv2d` op built on it.
+ * over the cached oneDNN passes of ops/dnnl.c; the bias gradient comes from
+ * the backward-weights primitive, or from our own sum when no weights pass
+ * runs) and the `conv2d` op built on it.
  *
  * conv2d(x[N,C,H,W], w[O,C,KH,KW], b[O]?) -> y[N,O,OH,OW], attributes
  * stride, padding, dilation (1 or 2 ints each; defaults 1, 0, 1), with
@@ -154,11 +155,8 @@ mg_status mg_conv2d_kernel_backward_weights(mg_conv2d_kernel *k, const float *x,
 {
     mg_status st = conv_backward_check(k, x, dy, NULL, NULL, dw);
     if (st != MG_OK) return st;
-    if (!dw) {
-        if (db) conv_bias_grad(k, dy, db);
-        return MG_OK;
-    }
-    if (!k->s.has_bias && db) conv_bias_grad(k, dy, db);
+    if (db && (!dw || !k->s.has_bias)) conv_bias_grad(k, dy, db);
+    if (!dw) return MG_OK;
     return mg_dnnl_conv_backward_weights(k->dnnl, x, dy, dw, k->s.has_bias ? db : NULL);
 }
 

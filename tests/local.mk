@@ -15,6 +15,7 @@ include tests/mintnet.mk
 include tests/driver.mk
 include tests/dot.mk
 include tests/plugin.mk
+include tests/spec.mk
 
 if HAVE_CRITERION
 check_PROGRAMS += $(MG_TESTS)

@@ -15,7 +15,7 @@
 static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                          const mg_attrs *attrs)
 {
-    char names[4][8];
+    char names[4][16];
     mg_value v[4], y;
     mg_graph *g;
     mg_exec *e = NULL;
@@ -36,12 +36,13 @@ static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in
     return out;
 }
 
-/* Forward and backward of one node with d(loss)/dy = seed; clones
- * d(loss)/d(input i) into grads[i]. */
-static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
-                     const mg_tensor *seed, mg_tensor **grads)
+/* Forward and backward of one node with d(loss)/dy = seed, asking for the
+ * gradients of the inputs in bitmask `which`; clones d(loss)/d(input i)
+ * into grads[i] (NULL for the others). */
+static void run_grad_of(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
+                        const mg_tensor *seed, unsigned which, mg_tensor **grads)
 {
-    char names[4][8];
+    char names[4][16];
     mg_value v[4], y;
     mg_graph *g;
     mg_exec *e = NULL;
@@ -51,19 +52,29 @@ static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, in
         v[i] = mg_graph_input(g, names[i], in[i]->dtype, in[i]->rank, in[i]->shape);
     }
     cr_assert_eq(mg_graph_node(g, op, NULL, v, n, NULL, &y, 1, NULL), MG_OK, "%s", mg_ctx_error(ctx));
+    mg_value gv[4];
+    int ng = 0;
+    for (int i = 0; i < n; i++)
+        if (which & (1u << i)) gv[ng++] = v[i];
     mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1,
-                         .grad_values = v, .n_grad_values = n};
+                         .grad_values = gv, .n_grad_values = ng};
     cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
     for (int i = 0; i < n; i++) cr_assert_eq(mg_exec_set_input(e, names[i], in[i]), MG_OK);
     cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), seed), MG_OK);
     cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
     for (int i = 0; i < n; i++) {
-        grads[i] = mg_tensor_clone(mg_exec_grad(e, v[i]));
-        cr_assert_not_null(grads[i]);
+        grads[i] = which & (1u << i) ? mg_tensor_clone(mg_exec_grad(e, v[i])) : NULL;
+        cr_assert(grads[i] || !(which & (1u << i)), "no gradient for input %d", i);
     }
     mg_exec_free(e);
     mg_graph_free(g);
+}
+
+static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
+                     const mg_tensor *seed, mg_tensor **grads)
+{
+    run_grad_of(ctx, op, in, n, seed, (1u << n) - 1, grads);
 }
 
 /* The status of adding one node of `op` on inputs shaped like in[]. */
@@ -73,7 +84,7 @@ static mg_status try_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in,
     mg_value v[4], y;
     cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
     for (int i = 0; i < n; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "in%d", i);
         v[i] = mg_graph_input(g, name, in[i]->dtype, in[i]->rank, in[i]->shape);
     }
@@ -90,6 +101,19 @@ static void expect_near(const mg_tensor *got, const double *want, double tol, co
     for (int64_t i = 0; i < n; i++) {
         double g = mg_tensor_get(got, i);
         cr_assert(fabs(g - want[i]) <= tol * (1 + fabs(want[i])), "%s: element %lld is %.17g, want %.17g",
+                  what, (long long)i, g, want[i]);
+    }
+}
+
+/* Fails unless |got[i] - want[i]| <= tol * (1 + mag[i]) everywhere, where
+ * mag[i] is the sum of the magnitudes of the terms that make want[i]. */
+static void expect_near_mag(const mg_tensor *got, const double *want, const double *mag, double tol,
+                            const char *what)
+{
+    int64_t n = mg_tensor_numel(got);
+    for (int64_t i = 0; i < n; i++) {
+        double g = mg_tensor_get(got, i);
+        cr_assert(fabs(g - want[i]) <= tol * (1 + mag[i]), "%s: element %lld is %.17g, want %.17g",
                   what, (long long)i, g, want[i]);
     }
 }
@@ -284,22 +308,27 @@ static void check_parallel(int op, int ra, const int64_t *sa, int rb, const int6
     int64_t shape[MG_MAX_RANK], n = mg_tensor_numel(y);
     int r = bshape(a, b, shape);
     double *want = malloc(sizeof(double) * n);
-    double *ga = calloc(mg_tensor_numel(a), sizeof(double)), *gb = calloc(mg_tensor_numel(b), sizeof(double));
+    int64_t na = mg_tensor_numel(a), nb = mg_tensor_numel(b);
+    double *ga = calloc(na, sizeof(double)), *gb = calloc(nb, sizeof(double));
+    double *ma = calloc(na, sizeof(double)), *mb = calloc(nb, sizeof(double));
     for (int64_t i = 0; i < n; i++) {
         int64_t ia = bindex(a, r, shape, i), ib = bindex(b, r, shape, i);
         double av = mg_tensor_get(a, ia), bv = mg_tensor_get(b, ib), s = mg_tensor_get(seedt, i);
         want[i] = bref(op, av, bv);
         ga[ia] += s * bref_da(op, av, bv);
         gb[ib] += s * bref_db(op, av, bv);
+        ma[ia] += fabs(s * bref_da(op, av, bv));
+        mb[ib] += fabs(s * bref_db(op, av, bv));
     }
     expect_near(y, want, 1e-7, ops[op]);
-    /* sums of many f32 terms: tolerance scaled by the terms per output */
-    double terms_a = (double)n / mg_tensor_numel(a), terms_b = (double)n / mg_tensor_numel(b);
-    expect_near(g[0], ga, 1e-6 * sqrt(terms_a) + 1e-6, "grad a");
-    expect_near(g[1], gb, 1e-6 * sqrt(terms_b) + 1e-6, "grad b");
+    /* f32 sums of many terms that cancel: the error scales with sum |term| */
+    expect_near_mag(g[0], ga, ma, 1e-6, "grad a");
+    expect_near_mag(g[1], gb, mb, 1e-6, "grad b");
     free(want);
     free(ga);
     free(gb);
+    free(ma);
+    free(mb);
     mg_tensor_free(a);
     mg_tensor_free(b);
     mg_tensor_free(y);
@@ -319,7 +348,44 @@ Test(binary, parallel_large)
         check_parallel(op, 4, (int64_t[]){32, 16, 20, 20}, 4, (int64_t[]){1, 16, 1, 1}, 40 + op);
         check_parallel(op, 2, (int64_t[]){300, 257}, 2, (int64_t[]){300, 257}, 50 + op);
         check_parallel(op, 2, (int64_t[]){1, 301}, 2, (int64_t[]){257, 1}, 60 + op);
+        check_parallel(op, 0, (int64_t[]){0}, 1, (int64_t[]){200003}, 70 + op);
+        check_parallel(op, 2, (int64_t[]){3, 1}, 2, (int64_t[]){3, 70001}, 80 + op);
     }
+}
+
+/* Only one input takes a gradient (the other is a constant): the scratch
+ * and pruning logic must still give the right gradient. */
+Test(binary, gradient_of_one_input)
+{
+    mg_ctx *ctx = tu_ctx();
+    const pair ps[3] = {pairs[1], pairs[2], pairs[11]};
+    for (int op = 0; op < 4; op++)
+        for (int k = 0; k < 3; k++)
+            for (int which = 1; which <= 2; which++) {
+                mg_tensor *a, *b, *g[2];
+                make_pair(&ps[k], MG_F64, 3000 + k, &a, &b);
+                const mg_tensor *in[2] = {a, b};
+                int64_t shape[MG_MAX_RANK];
+                int r = bshape(a, b, shape);
+                mg_tensor *seedt = tu_rand(MG_F64, r, shape, -1, 1, 77);
+                run_grad_of(ctx, ops[op], in, 2, seedt, (unsigned)which, g);
+                const mg_tensor *t = which == 1 ? a : b;
+                double *want = calloc(mg_tensor_numel(t), sizeof(double));
+                for (int64_t i = 0; i < mg_tensor_numel(seedt); i++) {
+                    int64_t ia = bindex(a, r, shape, i), ib = bindex(b, r, shape, i);
+                    double av = mg_tensor_get(a, ia), bv = mg_tensor_get(b, ib), s = mg_tensor_get(seedt, i);
+                    if (which == 1) want[ia] += s * bref_da(op, av, bv);
+                    else want[ib] += s * bref_db(op, av, bv);
+                }
+                expect_near(g[which - 1], want, 1e-14, ops[op]);
+                cr_assert_null(g[2 - which]);
+                free(want);
+                mg_tensor_free(g[which - 1]);
+                mg_tensor_free(seedt);
+                mg_tensor_free(a);
+                mg_tensor_free(b);
+            }
+    mg_ctx_free(ctx);
 }
 
 /* ---- constructors and errors ------------------------------------------------------ */

@@ -460,6 +460,41 @@ Test(conv, op_training_params_only)
     mg_ctx_free(ctx);
 }
 
+/* Training for dx only (w and b plain inputs): only the data pass is made. */
+Test(conv, op_training_input_only)
+{
+    mg_ctx *ctx = tu_ctx();
+    const conv_case *k = &cases[1];
+    conv_data d = make_data(k, 4343);
+    mg_graph *g;
+    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
+    mg_value x = mg_graph_input(g, "x", MG_F32, 4, d.x->shape);
+    mg_value w = mg_graph_input(g, "w", MG_F32, 4, d.w->shape);
+    mg_value b = mg_graph_input(g, "b", MG_F32, 1, d.b->shape);
+    mg_value y = mg_conv2d_ex(g, x, w, b, (int[]){2, 2}, (int[]){0, 0}, NULL);
+    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1,
+                         .grad_values = &x, .n_grad_values = 1};
+    mg_exec *e;
+    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_exec_set_input(e, "x", d.x), MG_OK);
+    cr_assert_eq(mg_exec_set_input(e, "w", d.w), MG_OK);
+    cr_assert_eq(mg_exec_set_input(e, "b", d.b), MG_OK);
+    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), d.dy), MG_OK);
+    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
+    const mg_tensor *dx = mg_exec_grad(e, x);
+    cr_assert_not_null(dx);
+    cr_expect_null(mg_exec_grad(e, w));
+    double *rdx = calloc((size_t)mg_tensor_numel(d.x), sizeof(double));
+    ref_backward_data(&d.g, mg_f32(d.dy), mg_f32(d.w), rdx);
+    cr_expect_leq(max_err(mg_f32(dx), rdx, mg_tensor_numel(d.x)), 1e-4, "dx err");
+    free(rdx);
+    mg_exec_free(e);
+    mg_graph_free(g);
+    free_data(&d);
+    mg_ctx_free(ctx);
+}
+
 /* ---- gradients through the op ------------------------------------------------------------ */
 
 /* Conv is linear in each input, so a large step is exact and keeps f32

@@ -474,3 +474,51 @@ Test(plugin, host_table)
     cr_assert_eq(mg_plugin_host(ctx), h, "one host table per context");
     mg_ctx_free(ctx);
 }
+
+/* ---- allocation failures ------------------------------------------------------------------ */
+
+static int alloc_budget; /* allocations left before failing; < 0: unlimited */
+
+static void *budget_malloc(size_t n)
+{
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    return malloc(n);
+}
+
+static void *budget_realloc(void *p, size_t n)
+{
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    return realloc(p, n);
+}
+
+/* Failing each allocation of a registration in turn: the plugin is either
+ * fully registered or leaves the registry as it was (and leaks nothing, as
+ * the sanitizer build checks). */
+Test(plugin, out_of_memory_during_registration)
+{
+    int succeeded = 0;
+    for (int k = 0; k < 64 && !succeeded; k++) {
+        mg_ctx *ctx = qctx();
+        char *before = snapshot(ctx);
+        alloc_budget = k;
+        mg_set_allocator(budget_malloc, budget_realloc, NULL);
+        mg_status s = mg_plugin_register_static(ctx, "example", example_plugin_init);
+        mg_set_allocator(NULL, NULL, NULL);
+        char *after = snapshot(ctx);
+        if (s == MG_OK) {
+            succeeded = 1;
+            cr_assert_eq(mg_plugin_count(ctx), 1);
+            cr_assert_not_null(mg_registry_find_layer(mg_ctx_registry(ctx), "example.scale"));
+        } else {
+            cr_assert(s == MG_ERR_NOMEM || s == MG_ERR_PLUGIN, "budget %d: %s", k, mg_status_name(s));
+            cr_assert_str_eq(after, before, "budget %d left a partial registration", k);
+            cr_assert_eq(mg_plugin_count(ctx), 0);
+        }
+        free(before);
+        free(after);
+        mg_ctx_free(ctx);
+    }
+    cr_assert(succeeded, "registration never succeeded within 64 allocations");
+}

@@ -16,7 +16,7 @@
 static int run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                   const mg_attrs *attrs, mg_tensor **out, int max)
 {
-    char names[4][8];
+    char names[4][16];
     mg_value v[4], y[16];
     mg_graph *g;
     mg_exec *e = NULL;
@@ -50,7 +50,7 @@ static mg_tensor *run1(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg
 static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                      const mg_attrs *attrs, const mg_tensor *seed, mg_tensor **grads)
 {
-    char names[4][8];
+    char names[4][16];
     mg_value v[4], y;
     mg_graph *g;
     mg_exec *e = NULL;
@@ -83,7 +83,7 @@ static mg_status try_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in,
     mg_value v[4], y[16];
     cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
     for (int i = 0; i < n; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "in%d", i);
         v[i] = mg_graph_input(g, name, in[i]->dtype, in[i]->rank, in[i]->shape);
     }
