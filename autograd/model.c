@@ -263,6 +263,8 @@ static mg_status finish(mg_model_graph *mg, mg_status st, mg_model_graph **out)
 mg_status mg_model_build_forward(mg_model *m, int64_t batch, mg_model_graph **out)
 {
     mg_model_graph *mg;
+    if (!m || !out) return m ? mg_ctx_fail(m->ctx, MG_ERR_ARG, "mg_model_build_forward: NULL argument") : MG_ERR_ARG;
+    *out = NULL;
     mg_status st = graph_alloc(m, batch, &mg);
     return st ? st : finish(mg, build_forward(m, mg, 0), out);
 }
@@ -270,6 +272,8 @@ mg_status mg_model_build_forward(mg_model *m, int64_t batch, mg_model_graph **ou
 mg_status mg_model_build_roundtrip(mg_model *m, int64_t batch, mg_model_graph **out)
 {
     mg_model_graph *mg;
+    if (!m || !out) return m ? mg_ctx_fail(m->ctx, MG_ERR_ARG, "mg_model_build_roundtrip: NULL argument") : MG_ERR_ARG;
+    *out = NULL;
     mg_status st = graph_alloc(m, batch, &mg);
     return st ? st : finish(mg, build_forward(m, mg, 1), out);
 }
@@ -299,6 +303,8 @@ static mg_status build_inverse(mg_model *m, mg_model_graph *mg)
 mg_status mg_model_build_inverse(mg_model *m, int64_t batch, mg_model_graph **out)
 {
     mg_model_graph *mg;
+    if (!m || !out) return m ? mg_ctx_fail(m->ctx, MG_ERR_ARG, "mg_model_build_inverse: NULL argument") : MG_ERR_ARG;
+    *out = NULL;
     mg_status st = graph_alloc(m, batch, &mg);
     return st ? st : finish(mg, build_inverse(m, mg), out);
 }
@@ -404,7 +410,7 @@ mg_status mg_model_table(const mg_model *m, char **out)
     const mg_spec_model *sm = &m->spec->model;
     sb_printf(&sb, "%5s  %-16s %-28s %-14s %12s %12s\n", "layer", "type", "arguments", "output",
               "params", "effective");
-    sb_printf(&sb, "%5s  %-16s %-28s %-14s\n", "", "input", "", mg_shape_str(3, sm->input, shape, sizeof shape));
+    sb_printf(&sb, "%5s  %-16s %-28s %s\n", "", "input", "", mg_shape_str(3, sm->input, shape, sizeof shape));
     for (int i = 0; i < sm->n_layers; i++) table_row(m, i, &sb);
     int64_t raw = 0, eff = 0;
     mg_status st = mg_model_total_params(m, &raw, &eff);

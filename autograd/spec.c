@@ -318,31 +318,45 @@ static mg_status load_model(spec_loader *ld, const yaml_node_t *sec, const yaml_
     return spec_load_layers(ld, layers, key);
 }
 
-/* A file of the dataset: as named, else with ".gz" added or removed. */
+/* dir/name, or name alone when it is absolute; NULL when out of memory. */
+static char *join_path(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *full = mg_malloc(len);
+    if (full && name[0] == '/') snprintf(full, len, "%s", name);
+    else if (full) snprintf(full, len, "%s/%s", dir, name);
+    return full;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    struct stat sb;
+    char *full = join_path(dir, name);
+    int ok = full && stat(full, &sb) == 0 && !S_ISDIR(sb.st_mode);
+    mg_free(full);
+    return ok;
+}
+
+/* A file of the dataset: as named, else with ".gz" added or removed (then
+ * *name becomes the name found). */
 static mg_status resolve_data_file(spec_loader *ld, const char *dir, char **name, const char *key,
                                    const yaml_node_t *sec)
 {
-    struct stat sb;
-    size_t len = strlen(dir) + strlen(*name) + 8;
-    char *full = mg_malloc(len), *alt = mg_malloc(strlen(*name) + 4);
-    if (!full || !alt) return mg_free(full), mg_free(alt), nomem(ld);
-    snprintf(full, len, "%s/%s", dir, *name);
+    if (file_exists(dir, *name)) return MG_OK;
     size_t n = strlen(*name);
-    int gz = n > 3 && !strcmp(*name + n - 3, ".gz");
-    if (gz) snprintf(alt, n + 1 - 3, "%s", *name);
+    char *alt = mg_malloc(n + 4);
+    if (!alt) return nomem(ld);
+    if (n > 3 && !strcmp(*name + n - 3, ".gz")) snprintf(alt, n - 2, "%s", *name);
     else snprintf(alt, n + 4, "%s.gz", *name);
-    mg_status st = MG_OK;
-    if (stat(full, &sb) != 0) {
-        snprintf(full, len, "%s/%s", dir, alt);
-        if (stat(full, &sb) == 0) {
-            mg_free(*name);
-            *name = alt, alt = NULL;
-        } else {
-            snprintf(full, len, "%s/%s", dir, *name);
-            st = fail_key(ld, MG_ERR_NOTFOUND, key, sec, "data file '%s' not found (nor '%s' beside it)",
-                          full, alt);
-        }
+    if (file_exists(dir, alt)) {
+        mg_free(*name);
+        *name = alt;
+        return MG_OK;
     }
+    char *full = join_path(dir, *name);
+    mg_status st = full ? fail_key(ld, MG_ERR_NOTFOUND, key, sec, "data file '%s' not found (nor '%s' beside it)",
+                                   full, alt)
+                        : nomem(ld);
     mg_free(full);
     mg_free(alt);
     return st;

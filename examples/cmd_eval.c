@@ -103,6 +103,41 @@ static mg_status write_per_sample(mg_ctx *ctx, const char *path, const double *v
     return fclose(f) == 0 ? MG_OK : mg_ctx_fail(ctx, MG_ERR_IO, "%s: write failed", path);
 }
 
+/* Loads the spec, the weights and the images: everything the user gave. */
+static mg_status load_inputs(cli_session *S, const eval_opts *o, dataset *d, int *used_ema)
+{
+    mg_status s = cli_open(S, o->spec, MG_SPEC_NO_DATA_CHECK);
+    if (s == MG_OK) s = cli_load_weights(S, o->ckpt, o->weights, used_ema);
+    if (s == MG_OK) s = o->images ? dataset_load_idx(S->ctx, o->images, S->spec->model.input, o->limit, d)
+                                  : dataset_load(S->ctx, S->spec, o->split, d);
+    return s;
+}
+
+/* Evaluates n images of d; prints the result and writes the per-sample file. */
+static mg_status evaluate(cli_session *S, const eval_opts *o, const dataset *d, int64_t n, int64_t batch,
+                          int used_ema)
+{
+    double *per = NULL, mean = 0;
+    evaluator ev = {0};
+    mg_status s = MG_OK;
+    if (o->per_sample && !(per = mg_malloc((size_t)n * sizeof *per)))
+        s = mg_ctx_fail(S->ctx, MG_ERR_NOMEM, "out of memory");
+    if (s == MG_OK) s = evaluator_init(S->ctx, S->model, batch, &ev);
+    mg_rng rng;
+    mg_rng_seed(&rng, o->has_seed ? o->seed : S->spec->train.seed);
+    if (s == MG_OK) s = evaluator_run(S->ctx, &ev, S->spec, d, n, o->deq, &rng, per, &mean);
+    evaluator_free(&ev);
+    if (s == MG_OK) {
+        printf("%s bits/dim: %.4f  (%" PRId64 " images of %s; dequantize %s; %s weights)\n",
+               o->images ? "file" : o->split == SPLIT_TEST ? "test" : "train", mean, n, d->source,
+               mg_spec_dequant_name(o->deq), used_ema ? "EMA" : "raw");
+        fflush(stdout);
+    }
+    if (s == MG_OK && per) s = write_per_sample(S->ctx, o->per_sample, per, n);
+    mg_free(per);
+    return s;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     eval_opts o;
@@ -112,36 +147,21 @@ int cmd_eval(int argc, char **argv)
     if ((rc = cli_ctx(&S, o.verbose))) return rc;
     cli_catch_sigint();
     dataset d = {0};
-    int used_ema = 0, input = 1;
-    mg_status s = cli_open(&S, o.spec, MG_SPEC_NO_DATA_CHECK);
-    if (s == MG_OK) s = cli_load_weights(&S, o.ckpt, o.weights, &used_ema);
-    if (s == MG_OK) s = o.images ? dataset_load_idx(S.ctx, o.images, S.spec->model.input, o.limit, &d)
-                                 : dataset_load(S.ctx, S.spec, o.split, &d);
-    int64_t n = o.limit > 0 && o.limit < d.n ? o.limit : d.n;
-    int64_t batch = o.batch ? o.batch : S.spec->train.batch_size;
-    if (batch > n && n > 0) batch = n;
-    double *per = NULL, mean = 0;
-    evaluator ev = {0};
-    if (s == MG_OK && o.per_sample && !(per = mg_malloc((size_t)n * sizeof *per)))
-        s = mg_ctx_fail(S.ctx, MG_ERR_NOMEM, "out of memory");
-    if (s == MG_OK) input = 0, s = evaluator_init(S.ctx, S.model, batch, &ev);
-    mg_rng rng;
-    mg_rng_seed(&rng, o.has_seed ? o.seed : S.spec->train.seed);
-    if (s == MG_OK) s = evaluator_run(S.ctx, &ev, S.spec, &d, n, o.deq, &rng, per, &mean);
-    evaluator_free(&ev);
-    if (s == MG_OK) {
-        printf("%s bits/dim: %.4f  (%" PRId64 " images of %s; dequantize %s; %s weights)\n",
-               o.images ? "file" : o.split == SPLIT_TEST ? "test" : "train", mean, n, d.source,
-               mg_spec_dequant_name(o.deq), used_ema ? "EMA" : "raw");
-        fflush(stdout);
+    int used_ema = 0;
+    mg_status s = load_inputs(&S, &o, &d, &used_ema);
+    if (s != MG_OK) {
+        rc = cli_fail(&S, "eval", s, 1);
+    } else {
+        int64_t n = o.limit > 0 && o.limit < d.n ? o.limit : d.n;
+        int64_t batch = o.batch ? o.batch : S.spec->train.batch_size;
+        if (batch > n) batch = n;
+        int converged = 1;
+        s = evaluate(&S, &o, &d, n, batch, used_ema);
+        if (s == MG_OK && o.check_inverse) s = eval_check_inverse(&S, &d, batch, &converged);
+        if (s == MG_OK && !converged)
+            s = mg_ctx_fail(S.ctx, MG_ERR_NUMERIC, "the inverse did not converge for some images (see above)");
+        rc = s == MG_OK ? EXIT_OK : cli_fail(&S, "eval", s, 0);
     }
-    if (s == MG_OK && per) s = write_per_sample(S.ctx, o.per_sample, per, n);
-    int converged = 1;
-    if (s == MG_OK && o.check_inverse) s = eval_check_inverse(&S, &d, batch, &converged);
-    if (s == MG_OK && !converged)
-        s = mg_ctx_fail(S.ctx, MG_ERR_NUMERIC, "the inverse did not converge for some images (see above)");
-    rc = s == MG_OK ? EXIT_OK : cli_fail(&S, "eval", s, input);
-    mg_free(per);
     dataset_free(&d);
     cli_close(&S);
     return rc;

@@ -18,7 +18,10 @@ static const char help[] =
     "metrics.csv, curve.svg and checkpoint.safetensors (written every\n"
     "train.checkpoint.every steps, at the end, and when stopped with Ctrl-C).\n"
     "\n"
-    "  --steps N          total number of steps (overrides train.steps)\n"
+    "  --steps N          total number of steps (overrides train.steps; the\n"
+    "                     learning-rate schedule spans them)\n"
+    "  --until N          stop at step N (checkpoint written), leaving the schedule\n"
+    "                     as it is; continue later with --resume\n"
     "  --resume CKPT      continue exactly where CKPT left off (weights, optimizer,\n"
     "                     step, random states, data order, EMA)\n"
     "  --out DIR          run directory (default: train.checkpoint.dir)\n"
@@ -35,14 +38,15 @@ static const char help[] =
 
 typedef struct train_opts {
     const char *spec, *resume, *out;
-    int64_t steps, eval_every, log_every;
+    int64_t steps, until, eval_every, log_every;
     int no_final_eval, verbose;
 } train_opts;
 
 static int parse(int argc, char **argv, train_opts *o)
 {
     static const struct option opts[] = {
-        {"steps", required_argument, 0, 'n'}, {"resume", required_argument, 0, 'r'},
+        {"steps", required_argument, 0, 'n'}, {"until", required_argument, 0, 'U'},
+        {"resume", required_argument, 0, 'r'},
         {"out", required_argument, 0, 'o'}, {"eval-every", required_argument, 0, 'E'},
         {"log-every", required_argument, 0, 'L'}, {"no-final-eval", no_argument, 0, 'F'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -57,10 +61,11 @@ static int parse(int argc, char **argv, train_opts *o)
         case 'o': o->out = optarg; break;
         case 'F': o->no_final_eval = 1; break;
         case 'v': o->verbose = 1; break;
-        case 'n': case 'E': case 'L':
+        case 'n': case 'U': case 'E': case 'L':
             if (cli_parse_i64(optarg, &v) || v < (c == 'E' ? 0 : 1))
                 return cli_usage("train", "bad number '%s'", optarg);
             if (c == 'n') o->steps = v;
+            else if (c == 'U') o->until = v;
             else if (c == 'E') o->eval_every = v;
             else o->log_every = v;
             break;
@@ -219,7 +224,7 @@ static mg_status after_step(trainer *t, double lr, double gnorm, double ips, int
 static mg_status loop(trainer *t, int64_t eval_every)
 {
     double ips = 0;
-    while (t->step < t->steps) {
+    while (t->step < t->stop) {
         if (cli_interrupted) return MG_ERR_INTERRUPTED;
         double t0 = progress_now(), lr = train_lr(t->S->spec, t->step), gnorm = 0;
         mg_status s = one_step(t, lr, &gnorm);
@@ -238,9 +243,8 @@ static mg_status finish(trainer *t, const train_opts *o)
     progress_done(&t->pr);
     mg_status s = MG_OK;
     if (!o->no_final_eval) {
-        int64_t n = eval_count(t) > 0 && eval_count(t) < t->test.n ? eval_count(t) : t->test.n;
-        fprintf(stderr, "evaluating on %" PRId64 " test images...\n", n);
-        s = test_eval(t, n, &t->test_bpd);
+        fprintf(stderr, "evaluating on the %" PRId64 " test images...\n", t->test.n);
+        s = test_eval(t, 0, &t->test_bpd);
     }
     if (s == MG_OK) s = train_save(t);
     if (s == MG_OK) s = train_curve(t);
@@ -265,8 +269,8 @@ static void print_start(const trainer *t)
  * failure came from the user's input. */
 static mg_status run(trainer *t, const train_opts *o, int *input)
 {
-    const mg_spec *sp = t->S->spec;
-    t->steps = o->steps ? o->steps : sp->train.steps;
+    mg_spec *sp = t->S->spec;
+    t->steps = sp->train.steps = o->steps ? o->steps : sp->train.steps; /* the schedule spans them */
     t->test_bpd = NAN;
     mg_status s = make_paths(t, o->out ? o->out : sp->train.checkpoint_dir);
     if (s == MG_OK) s = setup(t, input);
@@ -274,8 +278,9 @@ static mg_status run(trainer *t, const train_opts *o, int *input)
     if (s != MG_OK) return s;
     *input = 0;
     if ((s = write_spec_copy(t)) || (s = train_csv_open(t, o->resume != NULL))) return s;
-    int64_t every = o->log_every ? o->log_every : (t->steps - t->step) / 20 > 0 ? (t->steps - t->step) / 20 : 1;
-    progress_init(&t->pr, stderr, t->step, t->steps, every);
+    t->stop = o->until && o->until < t->steps ? o->until : t->steps;
+    int64_t every = o->log_every ? o->log_every : (t->stop - t->step) / 20 > 0 ? (t->stop - t->step) / 20 : 1;
+    progress_init(&t->pr, stderr, t->step, t->stop, every);
     print_start(t);
     s = loop(t, o->eval_every >= 0 ? o->eval_every : sp->train.eval_every);
     if (s == MG_ERR_INTERRUPTED || (s == MG_OK && cli_interrupted)) {
@@ -288,7 +293,13 @@ static mg_status run(trainer *t, const train_opts *o, int *input)
                           : s;
     }
     if (s != MG_OK) progress_done(&t->pr);
-    return s == MG_OK ? finish(t, o) : s;
+    if (s != MG_OK || t->step >= t->steps) return s == MG_OK ? finish(t, o) : s;
+    progress_done(&t->pr);
+    if ((s = train_save(t)) == MG_OK) s = train_curve(t);
+    if (s == MG_OK)
+        printf("stopped at step %" PRId64 " of %" PRId64 " (--until); continue with: mintgrad train %s --resume %s%s%s\n",
+               t->step, t->steps, o->spec, t->ckpt_path, o->out ? " --out " : "", o->out ? o->out : "");
+    return s;
 }
 
 int cmd_train(int argc, char **argv)

@@ -23,6 +23,7 @@ typedef struct trainer {
     mg_rng noise;            /* dequantisation noise */
     uint8_t *pix;            /* [batch, c, h, w] */
     int64_t step, steps, batch;
+    int64_t stop;            /* this process stops at this step (--until) */
     double elapsed;          /* seconds trained before this process */
     double last_loss, last_bpd, test_bpd;
     FILE *csv;

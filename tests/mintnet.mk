@@ -9,3 +9,23 @@ MG_TESTS += tests/test_mintnet_logdet
 tests_test_mintnet_logdet_SOURCES = tests/test_mintnet_logdet.c
 tests_test_mintnet_logdet_CFLAGS = $(MN_TEST_CFLAGS)
 tests_test_mintnet_logdet_LDADD = $(MN_TEST_LDADD)
+
+MG_TESTS += tests/test_mintnet_grad
+tests_test_mintnet_grad_SOURCES = tests/test_mintnet_grad.c
+tests_test_mintnet_grad_CFLAGS = $(MN_TEST_CFLAGS)
+tests_test_mintnet_grad_LDADD = $(MN_TEST_LDADD)
+
+MG_TESTS += tests/test_mintnet_mask
+tests_test_mintnet_mask_SOURCES = tests/test_mintnet_mask.c
+tests_test_mintnet_mask_CFLAGS = $(MN_TEST_CFLAGS)
+tests_test_mintnet_mask_LDADD = $(MN_TEST_LDADD)
+
+MG_TESTS += tests/test_mintnet_inverse
+tests_test_mintnet_inverse_SOURCES = tests/test_mintnet_inverse.c
+tests_test_mintnet_inverse_CFLAGS = $(MN_TEST_CFLAGS)
+tests_test_mintnet_inverse_LDADD = $(MN_TEST_LDADD)
+
+MG_TESTS += tests/test_mintnet_layer
+tests_test_mintnet_layer_SOURCES = tests/test_mintnet_layer.c
+tests_test_mintnet_layer_CFLAGS = $(MN_TEST_CFLAGS)
+tests_test_mintnet_layer_LDADD = $(MN_TEST_LDADD)

@@ -5,7 +5,8 @@ tests_test_spec_CFLAGS = $(MG_TEST_CFLAGS) -DMG_SRCDIR='"$(abs_top_srcdir)"'
 tests_test_spec_LDADD = $(MG_TEST_LDADD)
 tests_test_model_SOURCES = tests/test_model.c tests/specs/stub_layers.h
 tests_test_model_CFLAGS = $(MG_TEST_CFLAGS) -DMG_SRCDIR='"$(abs_top_srcdir)"'
-tests_test_model_LDADD = $(MG_TEST_LDADD)
+# The MintNet plugin is linked statically for the tests of real models.
+tests_test_model_LDADD = plugins/mintnet/libmintnet_static.la $(MG_TEST_LDADD)
 EXTRA_DIST += examples/fashion_mintnet_small.yaml examples/mnist_mintnet.yaml \
 	examples/cifar10_mintnet.yaml examples/tiny.yaml docs/specs.md \
 	tests/specs/alias_cycle.yaml tests/specs/bad_enum.yaml tests/specs/duplicate_key.yaml \

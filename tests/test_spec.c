@@ -426,6 +426,25 @@ Test(spec, data_files_resolved)
         cr_expect_str_eq(s->data.test_file, "t10k.gz", "'.gz' added when only the gzip file exists");
     }
     mg_spec_free(s);
+    /* an absolute file name is used as it is */
+    snprintf(text, sizeof text, "model: {input: [1, 28, 28]}\ndata: {dataset: mnist, path: /nonexistent, test: %s/t10k}\n", dir);
+    s = NULL;
+    cr_expect_eq(mg_spec_load_string(ctx, text, strlen(text), "t.yaml", MG_SPEC_NO_PLUGINS | MG_SPEC_NO_DATA_CHECK, &s), MG_OK);
+    mg_spec_free(s);
+    char dir2[300];
+    snprintf(dir2, sizeof dir2, "%s/sub", dir);
+    cr_assert_eq(mkdir(dir2, 0700), 0);
+    snprintf(text, sizeof text, "model: {input: [1, 28, 28]}\ndata: {dataset: mnist, path: %s, train: %s, test: %s/t10k}\n",
+             dir2, f1, dir);
+    s = NULL;
+    cr_expect_eq(mg_spec_load_string(ctx, text, strlen(text), "t.yaml", MG_SPEC_NO_PLUGINS, &s), MG_OK, "%s", mg_ctx_error(ctx));
+    if (s) {
+        cr_expect_str_eq(s->data.train_file, f1);
+        cr_expect_str_eq(s->data.test_file, f2);
+    }
+    mg_spec_free(s);
+    rmdir(dir2);
+    snprintf(text, sizeof text, "model: {input: [1, 28, 28]}\ndata: {dataset: mnist, path: %s, test: t10k}\n", dir);
     unlink(f2);
     st = mg_spec_load_string(ctx, text, strlen(text), "t.yaml", MG_SPEC_NO_PLUGINS, &s);
     cr_expect_eq(st, MG_ERR_NOTFOUND);

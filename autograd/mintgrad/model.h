@@ -94,9 +94,10 @@ mg_status mg_model_build_roundtrip(mg_model *m, int64_t batch, mg_model_graph **
 void mg_model_graph_free(mg_model_graph *mg);  /* NULL is a no-op */
 
 /* Parameter counts of layer i (0 <= i < n_layers): raw = stored entries,
- * effective = entries masks keep (the layer's count_params, or the stored
- * count of "flow.<i>.*" when the layer has none). Needs init_params (or
- * loaded parameters). MG_ERR_ARG for a bad index. */
+ * effective = entries masks keep. From the layer's count_params (which
+ * counts from shapes: no parameters needed), else the stored size of
+ * "flow.<i>.*" (then after init_params or a checkpoint load), both counts
+ * equal. MG_ERR_ARG for a bad index. */
 mg_status mg_model_layer_params(const mg_model *m, int i, int64_t *raw, int64_t *effective);
 /* Totals over every layer. */
 mg_status mg_model_total_params(const mg_model *m, int64_t *raw, int64_t *effective);

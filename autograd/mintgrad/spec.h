@@ -188,9 +188,10 @@ mg_status mg_spec_load_string(mg_ctx *ctx, const char *text, size_t len, const c
                               unsigned flags, mg_spec **out);
 void mg_spec_free(mg_spec *s);   /* NULL is a no-op */
 
-/* Where a key was written, by dotted path ("train.optimizer.lr",
- * "model.layers" ...): 1 and the 1-based line/col if present, else 0. Lets
- * callers report later failures (a corrupt data file) at the right place. */
+/* Where the value of a key was written, by dotted path ("data.path",
+ * "train.optimizer.lr", "model.layers", "model.layers.<i>" for expanded
+ * layer i): 1 and the 1-based line/col if present, else 0. Lets callers
+ * report later failures (a corrupt data file) at the right place. */
 int mg_spec_where(const mg_spec *s, const char *key, int *line, int *col);
 /* Writes a layer's arguments as "mask=A, latent=16" into buf (always
  * NUL-terminated); returns buf. */
