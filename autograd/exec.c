@@ -141,9 +141,12 @@ static mg_status mark_backward(mg_exec *e)
     mg_graph *g = e->g;
     for (int k = 0; k < e->nn; k++) {
         const mg_gnode *n = &g->nodes[k];
-        int any = 0;
+        int any = 0, out = 0;
         for (int i = 0; i < n->n_in; i++) any |= e->on_path[n->in[i]] && diff_input(n, i);
-        if (!any || !e->nodes[k].runs) continue;
+        for (int i = 0; i < n->n_out; i++) out |= e->on_path[n->out[i]];
+        /* An input on the path is not enough: some output must reach a loss
+         * too, or the backward would only push zeros. */
+        if (!any || !out || !e->nodes[k].runs) continue;
         if (!n->op->backward)
             return mg_ctx_fail(e->ctx, MG_ERR_NOGRAD,
                                "compile: node '%s' (op %s) lies on a gradient path but op '%s' has no "
@@ -261,7 +264,7 @@ static mg_status setup_node(mg_exec *e, int k)
         return efail(e, MG_ERR_NOMEM, "out of memory setting up node", n->name);
     for (int i = 0; i < n->n_in; i++) {
         nd->in[i] = e->val[n->in[i]];
-        nd->needs_grad[i] = e->training && e->on_path[n->in[i]] && diff_input(n, i);
+        nd->needs_grad[i] = en->bwd && e->on_path[n->in[i]] && diff_input(n, i);
     }
     for (int i = 0; i < n->n_out; i++) nd->out[i] = e->val[n->out[i]];
     return MG_OK;

@@ -120,6 +120,28 @@ Test(graph, pruning_of_forward_and_backward)
     fx_free(&f);
 }
 
+Test(graph, side_branch_off_the_loss_runs_no_backward)
+{
+    /* m = x * 2 feeds the loss; side = m - x is an output but no loss: its
+     * inputs are on the gradient path, yet its backward must not run. */
+    fixture f = fx_new();
+    mg_value x = mg_graph_input(f.g, "x", MG_F32, 1, (int64_t[]){4});
+    mg_value m = mg_scale(f.g, x, 2.0, 0.0);
+    mg_value side = mg_sub(f.g, m, x);
+    mg_value L = mg_sum(f.g, m, NULL, 0, 0);
+    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &L, .n_losses = 1,
+                         .outputs = &side, .n_outputs = 1, .grad_values = &x, .n_grad_values = 1};
+    cr_assert_eq(mg_graph_compile(f.g, &o, &f.e), MG_OK, "%s", mg_ctx_error(f.ctx));
+    cr_assert(mg_exec_node_runs(f.e, mg_graph_value_node(f.g, side)));
+    cr_assert_not(mg_exec_node_backward_runs(f.e, mg_graph_value_node(f.g, side)));
+    cr_assert_eq(mg_exec_num_backward_nodes(f.e), 2);
+    fill_seq(mg_exec_tensor(f.e, x), 1, 1);
+    cr_assert_eq(mg_exec_forward(f.e), MG_OK);
+    cr_assert_eq(mg_exec_backward(f.e), MG_OK);
+    for (int i = 0; i < 4; i++) cr_assert_eq(mg_f32(mg_exec_grad(f.e, x))[i], 2.0f);
+    fx_free(&f);
+}
+
 Test(graph, forward_only_compile_runs_only_requested_outputs)
 {
     fixture f = fx_new();
