@@ -65,5 +65,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
 
 #endif

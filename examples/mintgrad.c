@@ -16,6 +16,7 @@ static const char usage[] =
     "  eval SPEC --checkpoint F   bits/dim of a trained model on a data set\n"
     "  sample SPEC --checkpoint F draw samples through the inverse into a PNG grid\n"
     "  ops [SPEC]                 list registered ops and layer types with their plugins\n"
+    "  graph SPEC -o FILE         draw the forward, backward or inverse graph (.svg/.png/.pdf/.dot)\n"
     "\n"
     "Every command takes --help. Exit codes:\n"
     "  0 success, 1 bad command line, 2 bad spec, checkpoint, data or other input,\n"
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"check", cmd_check}, {"train", cmd_train}, {"eval", cmd_eval},
-        {"sample", cmd_sample}, {"ops", cmd_ops},
+        {"sample", cmd_sample}, {"ops", cmd_ops}, {"graph", cmd_graph},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

@@ -16,6 +16,7 @@ include tests/driver.mk
 include tests/dot.mk
 include tests/plugin.mk
 include tests/spec.mk
+include tests/graphcmd.mk
 
 if HAVE_CRITERION
 check_PROGRAMS += $(MG_TESTS)
