@@ -15,24 +15,8 @@
 static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                          const mg_attrs *attrs)
 {
-    char names[4][16];
-    mg_value v[4], y;
-    mg_graph *g;
-    mg_exec *e = NULL;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "in%d", i);
-        v[i] = mg_graph_input(g, names[i], in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, attrs, &y, 1, NULL), MG_OK, "%s: %s", op,
-                 mg_ctx_error(ctx));
-    mg_compile_opts o = {.struct_size = sizeof o, .outputs = &y, .n_outputs = 1};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) cr_assert_eq(mg_exec_set_input(e, names[i], in[i]), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    mg_tensor *out = mg_tensor_clone(mg_exec_tensor(e, y));
-    mg_exec_free(e);
-    mg_graph_free(g);
+    mg_tensor *out = NULL;
+    tu_run_op(ctx, op, in, n, attrs, &out, 1);
     return out;
 }
 
@@ -42,33 +26,7 @@ static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in
 static void run_grad_of(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                         const mg_tensor *seed, unsigned which, mg_tensor **grads)
 {
-    char names[4][16];
-    mg_value v[4], y;
-    mg_graph *g;
-    mg_exec *e = NULL;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "in%d", i);
-        v[i] = mg_graph_input(g, names[i], in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, NULL, &y, 1, NULL), MG_OK, "%s", mg_ctx_error(ctx));
-    mg_value gv[4];
-    int ng = 0;
-    for (int i = 0; i < n; i++)
-        if (which & (1u << i)) gv[ng++] = v[i];
-    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1,
-                         .grad_values = gv, .n_grad_values = ng};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) cr_assert_eq(mg_exec_set_input(e, names[i], in[i]), MG_OK);
-    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), seed), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) {
-        grads[i] = which & (1u << i) ? mg_tensor_clone(mg_exec_grad(e, v[i])) : NULL;
-        cr_assert(grads[i] || !(which & (1u << i)), "no gradient for input %d", i);
-    }
-    mg_exec_free(e);
-    mg_graph_free(g);
+    tu_run_grad(ctx, op, in, n, NULL, seed, which, grads);
 }
 
 static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
@@ -80,18 +38,7 @@ static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, in
 /* The status of adding one node of `op` on inputs shaped like in[]. */
 static mg_status try_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n)
 {
-    mg_graph *g;
-    mg_value v[4], y;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "in%d", i);
-        v[i] = mg_graph_input(g, name, in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    mg_status s = mg_graph_node(g, op, NULL, v, n, NULL, &y, 1, NULL);
-    cr_assert_eq(mg_graph_status(g), s);
-    mg_graph_free(g);
-    return s;
+    return tu_try_op(ctx, op, in, n, NULL);
 }
 
 /* Fails unless |got[i] - want[i]| <= tol * (1 + |want[i]|) everywhere. */

@@ -14,20 +14,8 @@
  * of its output; fails the test on any failure. */
 static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg_attrs *attrs)
 {
-    mg_value v, y;
-    mg_graph *g;
-    mg_exec *e = NULL;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    v = mg_graph_input(g, "x", x->dtype, x->rank, x->shape);
-    cr_assert_eq(mg_graph_node(g, op, NULL, &v, 1, attrs, &y, 1, NULL), MG_OK, "%s: %s", op,
-                 mg_ctx_error(ctx));
-    mg_compile_opts o = {.struct_size = sizeof o, .outputs = &y, .n_outputs = 1};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    cr_assert_eq(mg_exec_set_input(e, "x", x), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    mg_tensor *out = mg_tensor_clone(mg_exec_tensor(e, y));
-    mg_exec_free(e);
-    mg_graph_free(g);
+    mg_tensor *out = NULL;
+    tu_run_op(ctx, op, &x, 1, attrs, &out, 1);
     return out;
 }
 
@@ -35,37 +23,15 @@ static mg_tensor *run_op(mg_ctx *ctx, const char *op, const mg_tensor *x, const 
 static mg_tensor *run_grad(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg_attrs *attrs,
                            const mg_tensor *seed)
 {
-    mg_graph *g;
-    mg_exec *e = NULL;
-    mg_value y;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    mg_value v = mg_graph_input(g, "x", x->dtype, x->rank, x->shape);
-    cr_assert_eq(mg_graph_node(g, op, NULL, &v, 1, attrs, &y, 1, NULL), MG_OK, "%s", mg_ctx_error(ctx));
-    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1,
-                         .grad_values = &v, .n_grad_values = 1};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
-    cr_assert_eq(mg_exec_set_input(e, "x", x), MG_OK);
-    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), seed), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    mg_tensor *dx = mg_tensor_clone(mg_exec_grad(e, v));
-    cr_assert_not_null(dx);
-    mg_exec_free(e);
-    mg_graph_free(g);
+    mg_tensor *dx = NULL;
+    tu_run_grad(ctx, op, &x, 1, attrs, seed, 1u, &dx);
     return dx;
 }
 
 /* The status of adding one node of `op` on an input shaped like x. */
 static mg_status try_op(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg_attrs *attrs)
 {
-    mg_graph *g;
-    mg_value y;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    mg_value v = mg_graph_input(g, "x", x->dtype, x->rank, x->shape);
-    mg_status s = mg_graph_node(g, op, NULL, &v, 1, attrs, &y, 1, NULL);
-    cr_assert_eq(mg_graph_status(g), s);
-    mg_graph_free(g);
-    return s;
+    return tu_try_op(ctx, op, &x, 1, attrs);
 }
 
 /* Fails unless |got[i] - want[i]| <= tol * (1 + |want[i]|) everywhere. */

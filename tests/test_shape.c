@@ -16,26 +16,7 @@
 static int run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                   const mg_attrs *attrs, mg_tensor **out, int max)
 {
-    char names[4][16];
-    mg_value v[4], y[16];
-    mg_graph *g;
-    mg_exec *e = NULL;
-    int n_out = 0;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "in%d", i);
-        v[i] = mg_graph_input(g, names[i], in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, attrs, y, 16, &n_out), MG_OK, "%s: %s", op,
-                 mg_ctx_error(ctx));
-    mg_compile_opts o = {.struct_size = sizeof o, .outputs = y, .n_outputs = n_out};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) cr_assert_eq(mg_exec_set_input(e, names[i], in[i]), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
-    for (int k = 0; k < n_out && k < max; k++) out[k] = mg_tensor_clone(mg_exec_tensor(e, y[k]));
-    mg_exec_free(e);
-    mg_graph_free(g);
-    return n_out;
+    return tu_run_op(ctx, op, in, n, attrs, out, max);
 }
 
 static mg_tensor *run1(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg_attrs *attrs)
@@ -50,47 +31,14 @@ static mg_tensor *run1(mg_ctx *ctx, const char *op, const mg_tensor *x, const mg
 static void run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                      const mg_attrs *attrs, const mg_tensor *seed, mg_tensor **grads)
 {
-    char names[4][16];
-    mg_value v[4], y;
-    mg_graph *g;
-    mg_exec *e = NULL;
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "in%d", i);
-        v[i] = mg_graph_input(g, names[i], in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, attrs, &y, 1, NULL), MG_OK, "%s", mg_ctx_error(ctx));
-    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &y, .n_losses = 1,
-                         .grad_values = v, .n_grad_values = n};
-    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s", mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) cr_assert_eq(mg_exec_set_input(e, names[i], in[i]), MG_OK);
-    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y), seed), MG_OK);
-    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s", mg_ctx_error(ctx));
-    for (int i = 0; i < n; i++) {
-        grads[i] = mg_tensor_clone(mg_exec_grad(e, v[i]));
-        cr_assert_not_null(grads[i]);
-    }
-    mg_exec_free(e);
-    mg_graph_free(g);
+    tu_run_grad(ctx, op, in, n, attrs, seed, (1u << n) - 1, grads);
 }
 
 /* The status of adding one node of `op` on inputs shaped like in[]. */
 static mg_status try_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
                         const mg_attrs *attrs)
 {
-    mg_graph *g;
-    mg_value v[4], y[16];
-    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
-    for (int i = 0; i < n; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "in%d", i);
-        v[i] = mg_graph_input(g, name, in[i]->dtype, in[i]->rank, in[i]->shape);
-    }
-    mg_status s = mg_graph_node(g, op, NULL, v, n, attrs, y, 16, NULL);
-    cr_assert_eq(mg_graph_status(g), s);
-    mg_graph_free(g);
-    return s;
+    return tu_try_op(ctx, op, in, n, attrs);
 }
 
 /* Fails unless got has exactly `rank` dims `shape`. */

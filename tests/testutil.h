@@ -56,4 +56,93 @@ static inline double tu_max_abs_diff(const mg_tensor *a, const mg_tensor *b)
     return m;
 }
 
+/* ---- one-node runs -------------------------------------------------------
+ * Build a graph with inputs "in0".."in<n-1>" shaped like in[], one node of
+ * `op`, compile, copy the data in, and run. They fail the test on any error
+ * except in tu_try_op, which only adds the node and returns its status. */
+
+/* One node's graph; inputs' values go to v[]. */
+static inline mg_graph *tu_node_graph(mg_ctx *ctx, const mg_tensor *const *in, int n, mg_value *v)
+{
+    mg_graph *g;
+    cr_assert_eq(mg_graph_new(ctx, &g), MG_OK);
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "in%d", i);
+        v[i] = mg_graph_input(g, name, in[i]->dtype, in[i]->rank, in[i]->shape);
+    }
+    return g;
+}
+
+static inline void tu_set_inputs(mg_exec *e, const mg_tensor *const *in, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "in%d", i);
+        cr_assert_eq(mg_exec_set_input(e, name, in[i]), MG_OK);
+    }
+}
+
+/* Forward; clones up to `max` outputs into out[]; returns the output count. */
+static inline int tu_run_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
+                            const mg_attrs *attrs, mg_tensor **out, int max)
+{
+    mg_value v[16], y[16];
+    mg_exec *e = NULL;
+    int n_out = 0;
+    mg_graph *g = tu_node_graph(ctx, in, n, v);
+    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, attrs, y, 16, &n_out), MG_OK, "%s: %s", op,
+                 mg_ctx_error(ctx));
+    mg_compile_opts o = {.struct_size = sizeof o, .outputs = y, .n_outputs = n_out};
+    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
+    tu_set_inputs(e, in, n);
+    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
+    for (int k = 0; k < n_out && k < max; k++) out[k] = mg_tensor_clone(mg_exec_tensor(e, y[k]));
+    mg_exec_free(e);
+    mg_graph_free(g);
+    return n_out;
+}
+
+/* Forward, then backward with d(loss)/d(output 0) = seed. grads[i] gets a
+ * clone of d(loss)/d(in[i]) for each input whose bit is set in `which`
+ * (NULL for the others). */
+static inline void tu_run_grad(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
+                               const mg_attrs *attrs, const mg_tensor *seed, unsigned which,
+                               mg_tensor **grads)
+{
+    mg_value v[16], y[16], gv[16];
+    mg_exec *e = NULL;
+    int ng = 0;
+    mg_graph *g = tu_node_graph(ctx, in, n, v);
+    cr_assert_eq(mg_graph_node(g, op, NULL, v, n, attrs, y, 16, NULL), MG_OK, "%s: %s", op,
+                 mg_ctx_error(ctx));
+    for (int i = 0; i < n; i++)
+        if (which & (1u << i)) gv[ng++] = v[i];
+    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = y, .n_losses = 1,
+                         .grad_values = gv, .n_grad_values = ng};
+    cr_assert_eq(mg_graph_compile(g, &o, &e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
+    tu_set_inputs(e, in, n);
+    cr_assert_eq(mg_tensor_copy(mg_exec_seed(e, y[0]), seed), MG_OK);
+    cr_assert_eq(mg_exec_forward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
+    cr_assert_eq(mg_exec_backward(e), MG_OK, "%s: %s", op, mg_ctx_error(ctx));
+    for (int i = 0; i < n; i++) {
+        grads[i] = which & (1u << i) ? mg_tensor_clone(mg_exec_grad(e, v[i])) : NULL;
+        cr_assert(grads[i] || !(which & (1u << i)), "%s: no gradient for input %d", op, i);
+    }
+    mg_exec_free(e);
+    mg_graph_free(g);
+}
+
+/* Adds the node only; returns its status (which the graph must keep). */
+static inline mg_status tu_try_op(mg_ctx *ctx, const char *op, const mg_tensor *const *in, int n,
+                                  const mg_attrs *attrs)
+{
+    mg_value v[16], y[16];
+    mg_graph *g = tu_node_graph(ctx, in, n, v);
+    mg_status s = mg_graph_node(g, op, NULL, v, n, attrs, y, 16, NULL);
+    cr_assert_eq(mg_graph_status(g), s);
+    mg_graph_free(g);
+    return s;
+}
+
 #endif
