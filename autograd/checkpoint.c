@@ -541,31 +541,40 @@ static mg_status ck_parse_header(mg_checkpoint *ck, const char *text, size_t hle
     return s;
 }
 
+/* Reads the 8-byte header length and checks it against the file size. */
+static mg_status ck_header_length(mg_checkpoint *ck, size_t size, uint64_t *hlen)
+{
+    const char *path = ck->path;
+    if (size < 8)
+        return mg_ctx_fail(ck->ctx, MG_ERR_PARSE, "checkpoint '%s': truncated: %zu bytes, but a safetensors "
+                           "file starts with an 8-byte header length", path, size);
+    *hlen = 0;
+    for (int i = 0; i < 8; i++) *hlen |= (uint64_t)ck->buf[i] << (8 * i);
+    if (*hlen < 2 || *hlen > CK_MAX_HEADER)
+        return mg_ctx_fail(ck->ctx, MG_ERR_PARSE, "checkpoint '%s': corrupt header length %llu (not a "
+                           "safetensors file?)", path, (unsigned long long)*hlen);
+    if (*hlen > size - 8)
+        return mg_ctx_fail(ck->ctx, MG_ERR_PARSE, "checkpoint '%s': truncated: the header needs %llu bytes, "
+                           "the file has %zu after the length", path, (unsigned long long)*hlen, size - 8);
+    return MG_OK;
+}
+
 mg_status mg_checkpoint_load(mg_ctx *ctx, const char *path, mg_checkpoint **out)
 {
     if (!ctx || !path || !out) return MG_ERR_ARG;
     *out = NULL;
+    if (!host_is_little_endian())
+        return mg_ctx_fail(ctx, MG_ERR_UNSUPPORTED, "checkpoint: big-endian hosts are not supported");
     mg_checkpoint *ck;
     mg_status s = mg_checkpoint_new(ctx, &ck);
     if (s != MG_OK) return s;
-    ck->path = mg_strdup(path);
     size_t size = 0;
-    s = ck->path ? ck_read_file(ck, path, &size) : mg_ctx_fail(ctx, MG_ERR_NOMEM, "checkpoint: out of memory");
     uint64_t hlen = 0;
-    for (int i = 0; s == MG_OK && i < 8 && (size_t)i < size; i++) hlen |= (uint64_t)ck->buf[i] << (8 * i);
-    if (s == MG_OK && size < 8)
-        s = mg_ctx_fail(ctx, MG_ERR_PARSE, "checkpoint '%s': truncated: %zu bytes, but a safetensors file "
-                        "starts with an 8-byte header length", path, size);
-    else if (s == MG_OK && (hlen < 2 || hlen > CK_MAX_HEADER))
-        s = mg_ctx_fail(ctx, MG_ERR_PARSE, "checkpoint '%s': corrupt header length %llu (not a "
-                        "safetensors file?)", path, (unsigned long long)hlen);
-    else if (s == MG_OK && hlen > size - 8)
-        s = mg_ctx_fail(ctx, MG_ERR_PARSE, "checkpoint '%s': truncated: the header needs %llu bytes, "
-                        "the file has %zu after the length", path, (unsigned long long)hlen, size - 8);
+    ck->path = mg_strdup(path);
+    s = ck->path ? ck_read_file(ck, path, &size) : mg_ctx_fail(ctx, MG_ERR_NOMEM, "checkpoint: out of memory");
+    if (s == MG_OK) s = ck_header_length(ck, size, &hlen);
     if (s == MG_OK) s = ck_parse_header(ck, (const char *)ck->buf + 8, (size_t)hlen, size - 8 - hlen);
     if (s == MG_OK) s = ck_place(ck, ck->buf + 8 + hlen);
-    if (s == MG_OK && !host_is_little_endian())
-        s = mg_ctx_fail(ctx, MG_ERR_UNSUPPORTED, "checkpoint: big-endian hosts are not supported");
     if (s != MG_OK) {
         mg_checkpoint_free(ck);
         return s;

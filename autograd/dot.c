@@ -1,13 +1,17 @@
 /* autograd/dot.c: Graphviz export of computation graphs (see mintgrad/dot.h).
  *
- * Export runs in three steps. First a view (forward or backward) turns the
- * graph into a flat list of drawable items (boxes with an id, a scope and an
- * escaped label) and edges between item ids. Then, when scopes are
- * collapsed, items of one outermost scope merge into one box and their edges
- * are remapped and deduplicated. Last the emitter writes the items, nested
- * clusters for scopes, and the edges as DOT text. Rendering hands that text
- * to libgvc. Only the public graph inspection API is used; every id comes
- * from a graph index, so output is byte-for-byte stable. */
+ * Export runs in four steps. First a view (forward or backward) turns the
+ * graph into a flat list of drawable items (boxes, or HTML-like tables of a
+ * scope's parameters, with an id, a scope and an escaped label) and edges
+ * between item ids. Then each parameter box or table is anchored to the
+ * node it feeds, to share its rank (so a layer's parameters sit beside its
+ * op, and consecutive layers stack instead of forming a staircase). Then,
+ * when scopes are collapsed, items of one outermost scope merge into one box
+ * and their edges are remapped and deduplicated. Last the emitter writes the
+ * items, nested clusters for scopes with their rank=same groups, and the
+ * edges as DOT text. Rendering hands that text to libgvc. Only the public
+ * graph inspection API is used; every id comes from a graph index, so output
+ * is byte-for-byte stable. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,21 +95,33 @@ static int utf8_len(const unsigned char *s)
     return n;
 }
 
-/* Appends s as the text of a DOT quoted string label: '"' and '\' escaped,
- * newline as a DOT line break, other control bytes and invalid UTF-8 as '?'. */
-static void sb_escape(sbuf *b, const char *s)
+/* Appends s as label text: '"' and '\' escaped (html: entities for '<',
+ * '>', '"' and a doubled '\', which Graphviz reads as one), '&' as "&amp;"
+ * (Graphviz decodes entities in plain labels too), newline as a line break,
+ * other control bytes and invalid UTF-8 as '?'. */
+static void sb_escape_as(sbuf *b, const char *s, int html)
 {
     const unsigned char *u = (const unsigned char *)(s ? s : "");
     while (*u) {
         int n = *u >= 0x80 ? utf8_len(u) : 1;
-        if (*u == '"' || *u == '\\') { sb_putn(b, "\\", 1); sb_putn(b, (const char *)u, 1); }
-        else if (*u == '\n') sb_puts(b, "\\n");
+        if (*u == '&') sb_puts(b, "&amp;");
+        else if (html && *u == '<') sb_puts(b, "&lt;");
+        else if (html && *u == '>') sb_puts(b, "&gt;");
+        else if (html && *u == '"') sb_puts(b, "&quot;");
+        else if (*u == '"' || *u == '\\') { sb_putn(b, "\\", 1); sb_putn(b, (const char *)u, 1); }
+        else if (*u == '\n') sb_puts(b, html ? "<BR/>" : "\\n");
         else if (*u == '\t') sb_puts(b, " ");
         else if (*u < 0x20 || *u == 0x7F || n == 0) sb_puts(b, "?");
         else sb_putn(b, (const char *)u, (size_t)n);
         u += n ? n : 1;
     }
 }
+
+/* Escaped for a DOT quoted string. */
+static void sb_escape(sbuf *b, const char *s) { sb_escape_as(b, s, 0); }
+
+/* Escaped for an HTML-like label. */
+static void sb_escape_html(sbuf *b, const char *s) { sb_escape_as(b, s, 1); }
 
 /* ---- the intermediate picture ---------------------------------------------- */
 #define DOT_ID_MAX 24
@@ -114,10 +130,12 @@ typedef struct dot_item {
     char id[DOT_ID_MAX];
     int scope;          /* index into scopes, -1 for none */
     char *label;        /* escaped DOT label text, owned */
+    int html;           /* label is HTML-like: written as <...> */
     const char *attrs;  /* style attributes (static) */
     int grey;           /* pruned: drawn grey */
-    int is_param;       /* counted as a parameter when collapsed */
-    int64_t numel;      /* parameter element count */
+    int n_params;       /* parameters it stands for (1 for a box) */
+    int64_t numel;      /* their element count */
+    char rank_with[DOT_ID_MAX]; /* the node drawn on its rank, or "" */
 } dot_item;
 
 typedef struct dot_edge {
@@ -167,6 +185,7 @@ typedef struct dot_state {
 #define ST_GRAD "shape=box, style=filled, fillcolor=\"#f3def0\""
 #define ST_GRAD_PLUGIN "shape=box, style=\"filled,bold\", fillcolor=\"#e6d2f2\""
 #define ST_GRAD_PARAM "shape=box, style=\"rounded,filled\", fillcolor=\"#fbc98a\", peripheries=2"
+#define ST_TABLE "shape=plain"
 #define ST_SCOPE "shape=box3d, style=filled, fillcolor=\"#dfeee0\""
 #define ST_PRUNED "shape=box, style=dashed, color=\"#aaaaaa\", fontcolor=\"#aaaaaa\""
 
@@ -203,6 +222,19 @@ static void add_edge(dot_state *st, const char *src, const char *dst, sbuf *labe
     *e = (dot_edge){.label = text, .grey = grey};
     snprintf(e->src, sizeof e->src, "%s", src);
     snprintf(e->dst, sizeof e->dst, "%s", dst);
+}
+
+/* add_edge, unless the same edge is there already (a table feeding one node
+ * several parameters gets one edge). */
+static void add_edge_once(dot_state *st, const char *src, const char *dst, sbuf *label, int grey)
+{
+    for (int i = 0; i < st->ne; i++)
+        if (!strcmp(st->edges[i].src, src) && !strcmp(st->edges[i].dst, dst) &&
+            !strcmp(st->edges[i].label, label->p ? label->p : "")) {
+            mg_free(sb_take(label));
+            return;
+        }
+    add_edge(st, src, dst, label, grey);
 }
 
 /* ---- small graph queries ------------------------------------------------------ */
@@ -266,20 +298,40 @@ static void put_edge_label(sbuf *b, const dot_state *st, int v)
     put_shape(b, st, v);
 }
 
-/* The item id a value is drawn as in the forward view: its producing node,
- * or the value itself. */
-static void value_src_id(const dot_state *st, int v, char *id)
+static int is_param(const dot_state *st, int v)
 {
-    int j = mg_graph_value_node(st->g, val(v));
-    if (j >= 0) snprintf(id, DOT_ID_MAX, "n%d", j);
-    else snprintf(id, DOT_ID_MAX, "v%d", v);
+    return mg_graph_value_kind(st->g, val(v)) == MG_VALUE_PARAM;
 }
 
 static int param_requires_grad(const dot_state *st, int v)
 {
-    if (mg_graph_value_kind(st->g, val(v)) != MG_VALUE_PARAM) return 0;
+    if (!is_param(st, v)) return 0;
     mg_param *p = mg_graph_value_param(st->g, val(v));
     return p && p->requires_grad;
+}
+
+/* 1 if parameter v is a row of its scope's table rather than a box. */
+static int in_table(const dot_state *st, int v)
+{
+    return st->o.params == MG_DOT_PARAMS_TABLE && is_param(st, v) && st->value_scope[v] >= 0 &&
+           !st->is_loss[v];
+}
+
+/* The item id a leaf value (input, parameter, constant) is drawn as: its
+ * scope's parameter table ("p2") or its own box ("v7"). */
+static void leaf_id(const dot_state *st, int v, char *id)
+{
+    if (in_table(st, v)) snprintf(id, DOT_ID_MAX, "p%d", st->value_scope[v]);
+    else snprintf(id, DOT_ID_MAX, "v%d", v);
+}
+
+/* The item id a value is drawn as in the forward view: its producing node,
+ * or the leaf's id. */
+static void value_src_id(const dot_state *st, int v, char *id)
+{
+    int j = mg_graph_value_node(st->g, val(v));
+    if (j >= 0) snprintf(id, DOT_ID_MAX, "n%d", j);
+    else leaf_id(st, v, id);
 }
 
 /* ---- scopes -------------------------------------------------------------------- */
@@ -430,7 +482,7 @@ static void analyse(dot_state *st)
     }
 }
 
-/* ---- forward view ------------------------------------------------------------ */
+/* ---- what a view draws ----------------------------------------------------------- */
 static int node_drawn(const dot_state *st, int k)
 {
     return st->runs[k] || st->o.pruned != MG_DOT_PRUNED_HIDE;
@@ -443,6 +495,109 @@ static int leaf_drawn(const dot_state *st, int v)
     return !st->o.exec || st->used[v] || st->o.pruned != MG_DOT_PRUNED_HIDE;
 }
 
+/* Parameter v is a row of its scope's table in this view. */
+static int row_drawn(const dot_state *st, int v)
+{
+    if (!in_table(st, v)) return 0;
+    return st->o.view == MG_DOT_BACKWARD ? st->grad_param[v] : leaf_drawn(st, v);
+}
+
+/* A forward-view row of a parameter the exec does not use. */
+static int row_grey(const dot_state *st, int v)
+{
+    return st->o.view == MG_DOT_FORWARD && st->o.exec && !st->used[v];
+}
+
+/* ---- parameter tables ------------------------------------------------------------ */
+/* v's name in the table of scope s: without the "<scope>." prefix. */
+static const char *short_name(const dot_state *st, int v, int s)
+{
+    const char *name = value_name(st, v), *spath = st->scopes[s].path;
+    size_t n = strlen(spath);
+    return !strncmp(name, spath, n) && name[n] == '.' && name[n + 1] ? name + n + 1 : name;
+}
+
+/* One cell; `text` is HTML-escaped already, `fg` a font colour or NULL. */
+static void table_cell(sbuf *b, const char *align, const char *attrs, const char *fg, const char *text)
+{
+    sb_printf(b, "<TD ALIGN=\"%s\"%s>", align, attrs);
+    if (fg) sb_printf(b, "<FONT COLOR=\"%s\">", fg);
+    sb_puts(b, text ? text : "");
+    if (fg) sb_puts(b, "</FONT>");
+    sb_puts(b, "</TD>");
+}
+
+/* The row of parameter v: name (port "v<id>"), shape, element count; a
+ * frozen parameter shaded, a pruned one grey. */
+static void table_row(sbuf *b, const dot_state *st, int v, int s)
+{
+    int frozen = !param_requires_grad(st, v), grey = row_grey(st, v);
+    const char *bg = frozen ? " BGCOLOR=\"#eeeeee\"" : "", *fg = grey ? "#aaaaaa" : NULL;
+    char cell[64], count[32];
+    sbuf name = {0}, shape = {0};
+    sb_escape_html(&name, short_name(st, v, s));
+    if (frozen) sb_puts(&name, " (frozen)");
+    if (grey) sb_puts(&name, " (pruned)");
+    put_shape(&shape, st, v);
+    snprintf(cell, sizeof cell, " BALIGN=\"LEFT\" PORT=\"v%d\"%s", v, bg);
+    snprintf(count, sizeof count, "%lld", (long long)value_numel(st, v));
+    sb_puts(b, "\n  <TR>");
+    table_cell(b, "LEFT", cell, fg, name.p);
+    table_cell(b, "LEFT", bg, fg, shape.p);
+    table_cell(b, "RIGHT", bg, fg, count);
+    sb_puts(b, "</TR>");
+    b->oom |= name.oom | shape.oom;
+    mg_free(name.p);
+    mg_free(shape.p);
+}
+
+/* The HTML-like table of scope s's parameters drawn in this view, under a
+ * header with their total; fills in the item's counts and grey flag. */
+static void table_label(sbuf *b, const dot_state *st, int s, dot_item *it)
+{
+    int bwd = st->o.view == MG_DOT_BACKWARD;
+    it->grey = 1;
+    for (int v = 0; v < st->nv; v++) {
+        if (!row_drawn(st, v) || st->value_scope[v] != s) continue;
+        it->n_params++;
+        it->numel += value_numel(st, v);
+        it->grey &= row_grey(st, v);
+    }
+    const char *fg = it->grey ? "#aaaaaa" : "#000000";
+    sb_printf(b, "<TABLE BORDER=\"1\" STYLE=\"ROUNDED\" CELLBORDER=\"0\" CELLSPACING=\"0\" "
+                 "CELLPADDING=\"3\" COLOR=\"%s\" BGCOLOR=\"%s\">\n  <TR>", fg, bwd ? "#fbc98a" : "#fde4b8");
+    char total[64];
+    snprintf(total, sizeof total, "<B>%lld</B>", (long long)it->numel);
+    table_cell(b, "LEFT", " COLSPAN=\"2\"", it->grey ? fg : NULL,
+               bwd ? "<B>parameter gradients</B>" : "<B>parameters</B>");
+    table_cell(b, "RIGHT", "", it->grey ? fg : NULL, total);
+    sb_puts(b, "</TR>\n  <HR/>");
+    for (int v = 0; v < st->nv; v++)
+        if (row_drawn(st, v) && st->value_scope[v] == s) table_row(b, st, v, s);
+    sb_puts(b, "\n</TABLE>");
+}
+
+/* The table of v's scope, added when v is its first row ("p<scope>"). */
+static void table_item(dot_state *st, int v)
+{
+    int s = st->value_scope[v];
+    char id[DOT_ID_MAX];
+    if (!row_drawn(st, v)) return;
+    for (int u = 0; u < v; u++)
+        if (row_drawn(st, u) && st->value_scope[u] == s) return;
+    dot_item tmp = {.scope = s};
+    sbuf b = {0};
+    table_label(&b, st, s, &tmp);
+    snprintf(id, sizeof id, "p%d", s);
+    dot_item *it = add_item(st, id, s, &b, ST_TABLE);
+    if (!it) return;
+    it->html = 1;
+    it->grey = tmp.grey;
+    it->n_params = tmp.n_params;
+    it->numel = tmp.numel;
+}
+
+/* ---- forward view ------------------------------------------------------------ */
 static void put_param_lines(sbuf *b, const dot_state *st, int v)
 {
     int64_t n = value_numel(st, v);
@@ -481,8 +636,8 @@ static void fwd_value_item(dot_state *st, int v)
     dot_item *it = add_item(st, id, st->value_scope[v], &b, used ? attrs : ST_PRUNED);
     if (it) {
         it->grey = !used;
-        it->is_param = mg_graph_value_kind(st->g, val(v)) == MG_VALUE_PARAM;
-        it->numel = it->is_param ? value_numel(st, v) : 0;
+        it->n_params = is_param(st, v);
+        it->numel = it->n_params ? value_numel(st, v) : 0;
     }
 }
 
@@ -538,15 +693,19 @@ static void fwd_edges(dot_state *st, int k)
         if (j >= 0 ? !node_drawn(st, j) : !leaf_drawn(st, v)) continue;
         value_src_id(st, v, src);
         sbuf b = {0};
-        put_edge_label(&b, st, v);
-        add_edge(st, src, dst, &b, !st->runs[k]);
+        if (!is_param(st, v)) put_edge_label(&b, st, v);
+        if (in_table(st, v)) add_edge_once(st, src, dst, &b, !st->runs[k]);
+        else add_edge(st, src, dst, &b, !st->runs[k]);
     }
 }
 
 static void build_forward(dot_state *st)
 {
-    for (int v = 0; v < st->nv; v++)
-        if (mg_graph_value_kind(st->g, val(v)) != MG_VALUE_NODE) fwd_value_item(st, v);
+    for (int v = 0; v < st->nv; v++) {
+        if (mg_graph_value_kind(st->g, val(v)) == MG_VALUE_NODE) continue;
+        if (in_table(st, v)) table_item(st, v);
+        else fwd_value_item(st, v);
+    }
     for (int k = 0; k < st->nn; k++) fwd_node_item(st, k);
     for (int k = 0; k < st->nn; k++) fwd_edges(st, k);
 }
@@ -593,7 +752,7 @@ static void bwd_param_item(dot_state *st, int v)
     put_param_lines(&b, st, v);
     snprintf(id, sizeof id, "v%d", v);
     dot_item *it = add_item(st, id, st->value_scope[v], &b, ST_GRAD_PARAM);
-    if (it) { it->is_param = 1; it->numel = value_numel(st, v); }
+    if (it) { it->n_params = 1; it->numel = value_numel(st, v); }
 }
 
 /* Gradient edges out of node k: to the producers of its inputs whose
@@ -607,11 +766,13 @@ static void bwd_edges(dot_state *st, int k)
         if (v < 0 || v >= st->nv || !input_is_diff(st, k, i)) continue;
         int j = mg_graph_value_node(st->g, val(v));
         if (j >= 0 ? !st->bwd[j] : !st->grad_param[v]) continue;
-        snprintf(dst, sizeof dst, j >= 0 ? "n%d" : "v%d", j >= 0 ? j : v);
+        if (j >= 0) snprintf(dst, sizeof dst, "n%d", j);
+        else leaf_id(st, v, dst);
         sbuf b = {0};
-        sb_puts(&b, "d ");
-        put_edge_label(&b, st, v);
-        add_edge(st, src, dst, &b, 0);
+        if (j >= 0) sb_puts(&b, "d ");
+        if (j >= 0) put_edge_label(&b, st, v);
+        if (in_table(st, v)) add_edge_once(st, src, dst, &b, 0);
+        else add_edge(st, src, dst, &b, 0);
     }
 }
 
@@ -620,10 +781,43 @@ static void build_backward(dot_state *st)
     bwd_seeds(st);
     for (int k = st->nn - 1; k >= 0; k--)
         if (st->bwd[k]) bwd_node_item(st, k);
-    for (int v = 0; v < st->nv; v++)
-        if (st->grad_param[v]) bwd_param_item(st, v);
+    for (int v = 0; v < st->nv; v++) {
+        if (!st->grad_param[v]) continue;
+        if (in_table(st, v)) table_item(st, v);
+        else bwd_param_item(st, v);
+    }
     for (int k = st->nn - 1; k >= 0; k--)
         if (st->bwd[k]) bwd_edges(st, k);
+}
+
+/* ---- ranks ------------------------------------------------------------------------- */
+/* The innermost scope of item id ("n3", "v7", "p2"; "l2" has none), or -1. */
+static int id_scope(const dot_state *st, const char *id)
+{
+    int x = atoi(id + 1);
+    if (id[0] == 'n' && x >= 0 && x < st->nn) return st->node_scope[x];
+    if (id[0] == 'v' && x >= 0 && x < st->nv) return st->value_scope[x];
+    if (id[0] == 'p' && x >= 0 && x < st->ns) return x;
+    return -1;
+}
+
+/* Anchors each parameter box or table to the first node of its own scope
+ * it has an edge with (forward: a node it feeds; backward: a node sending
+ * it a gradient), to be drawn on that node's rank: then a layer's
+ * parameters sit beside its op instead of a rank above, and consecutive
+ * layers stack. */
+static void anchor_params(dot_state *st)
+{
+    int bwd = st->o.view == MG_DOT_BACKWARD;
+    for (int i = 0; i < st->ni; i++) {
+        dot_item *it = &st->items[i];
+        for (int j = 0; it->n_params > 0 && !it->rank_with[0] && j < st->ne; j++) {
+            const dot_edge *e = &st->edges[j];
+            const char *self = bwd ? e->dst : e->src, *other = bwd ? e->src : e->dst;
+            if (!strcmp(self, it->id) && other[0] == 'n' && id_scope(st, other) == it->scope)
+                snprintf(it->rank_with, sizeof it->rank_with, "%s", other);
+        }
+    }
 }
 
 /* ---- collapsing scopes ---------------------------------------------------------- */
@@ -642,12 +836,10 @@ static void collapsed_label(sbuf *b, const dot_state *st, int s, int n_ops, int 
                   (long long)numel);
 }
 
-/* The outermost scope an item id ("n3", "v7", "l2") belongs to, or -1. */
+/* The outermost scope an item id ("n3", "v7", "p2", "l2") belongs to, or -1. */
 static int id_top(const dot_state *st, const char *id)
 {
-    int x = atoi(id + 1), s = -1;
-    if (id[0] == 'n' && x >= 0 && x < st->nn) s = st->node_scope[x];
-    if (id[0] == 'v' && x >= 0 && x < st->nv) s = st->value_scope[x];
+    int s = id_scope(st, id);
     return s >= 0 ? st->scopes[s].top : -1;
 }
 
@@ -659,8 +851,8 @@ static dot_item scope_box(dot_state *st, int t)
     for (int i = 0; i < st->ni; i++) {
         const dot_item *it = &st->items[i];
         if (it->scope < 0 || st->scopes[it->scope].top != t) continue;
-        n_params += it->is_param;
-        n_ops += !it->is_param;
+        n_params += it->n_params;
+        n_ops += it->n_params == 0;
         numel += it->numel;
         grey &= it->grey;
     }
@@ -720,11 +912,39 @@ static void collapse_scopes(dot_state *st)
 }
 
 /* ---- emitting DOT text ------------------------------------------------------------ */
+/* Writes text, indenting each line after the first by 2 * depth spaces. */
+static void put_indented(sbuf *b, const char *text, int depth)
+{
+    for (const char *nl; (nl = strchr(text, '\n')); text = nl + 1) {
+        sb_putn(b, text, (size_t)(nl - text) + 1);
+        sb_printf(b, "%*s", 2 * depth, "");
+    }
+    sb_puts(b, text);
+}
+
 static void emit_item(sbuf *b, const dot_item *it, int depth)
 {
-    sb_printf(b, "%*s%s [label=\"", 2 * depth, "", it->id);
-    sb_puts(b, it->label);
-    sb_printf(b, "\", %s];\n", it->attrs);
+    sb_printf(b, "%*s%s [label=%s", 2 * depth, "", it->id, it->html ? "<" : "\"");
+    put_indented(b, it->label, depth);
+    sb_printf(b, "%s, %s];\n", it->html ? ">" : "\"", it->attrs);
+}
+
+/* "{rank=same; n1; p0;}" for each node of scope s (-1: the top level) that
+ * parameter items of s are anchored to. */
+static void emit_ranks(sbuf *b, const dot_state *st, int s, int depth)
+{
+    for (int i = 0; i < st->ni; i++) {
+        const char *anchor = st->items[i].rank_with;
+        int first = st->items[i].scope == s && anchor[0];
+        for (int j = 0; first && j < i; j++)
+            first = !(st->items[j].scope == s && !strcmp(st->items[j].rank_with, anchor));
+        if (!first) continue;
+        sb_printf(b, "%*s{rank=same; %s;", 2 * depth, "", anchor);
+        for (int j = i; j < st->ni; j++)
+            if (st->items[j].scope == s && !strcmp(st->items[j].rank_with, anchor))
+                sb_printf(b, " %s;", st->items[j].id);
+        sb_puts(b, "}\n");
+    }
 }
 
 static void emit_cluster(sbuf *b, const dot_state *st, int s, int depth)
@@ -739,23 +959,31 @@ static void emit_cluster(sbuf *b, const dot_state *st, int s, int depth)
         sb_escape(b, sc->type);
         sb_puts(b, ")");
     }
-    sb_printf(b, "\";\n%*sstyle=\"rounded,filled\"; color=\"#888888\"; fillcolor=\"%s\";\n",
+    sb_printf(b, "\"; labeljust=l;\n%*sstyle=\"rounded,filled\"; color=\"#888888\"; fillcolor=\"%s\";\n",
               2 * depth + 2, "", depth % 2 ? "#f6f6f6" : "#ececec");
     for (int i = 0; i < st->ni; i++)
         if (st->items[i].scope == s) emit_item(b, &st->items[i], depth + 1);
+    emit_ranks(b, st, s, depth + 1);
     for (int c = 0; c < st->ns; c++)
         if (st->scopes[c].parent == s) emit_cluster(b, st, c, depth + 1);
     sb_printf(b, "%*s}\n", 2 * depth, "");
 }
 
+/* "a -> b [label=..., style];", without the brackets when both are empty. */
 static void emit_edge(sbuf *b, const dot_state *st, const dot_edge *e)
 {
-    sb_printf(b, "  %s -> %s [label=\"", e->src, e->dst);
-    sb_puts(b, e->label);
-    sb_puts(b, "\"");
-    if (e->grey) sb_puts(b, ", style=dashed, color=\"#aaaaaa\", fontcolor=\"#aaaaaa\"");
-    else if (st->o.view == MG_DOT_BACKWARD) sb_puts(b, ", color=\"#a0306a\"");
-    sb_puts(b, "];\n");
+    int n = 0;
+    const char *style = e->grey ? "style=dashed, color=\"#aaaaaa\", fontcolor=\"#aaaaaa\""
+                        : st->o.view == MG_DOT_BACKWARD ? "color=\"#a0306a\"" : NULL;
+    sb_printf(b, "  %s -> %s", e->src, e->dst);
+    if (e->label[0]) {
+        sb_puts(b, " [label=\"");
+        sb_puts(b, e->label);
+        sb_puts(b, "\"");
+        n++;
+    }
+    if (style) sb_printf(b, "%s%s", n++ ? ", " : " [", style);
+    sb_puts(b, n ? "];\n" : ";\n");
 }
 
 static void emit_header(sbuf *b, const dot_state *st)
@@ -767,7 +995,9 @@ static void emit_header(sbuf *b, const dot_state *st)
         sb_escape(b, st->o.title);
         sb_puts(b, "\"");
     }
-    sb_puts(b, "];\n  node [fontname=\"Helvetica\", fontsize=10];\n"
+    /* The wider node margin leaves room for viewers whose (unhinted) text is
+     * wider than Graphviz measured it. */
+    sb_puts(b, "];\n  node [fontname=\"Helvetica\", fontsize=10, margin=\"0.15,0.055\"];\n"
                "  edge [fontname=\"Helvetica\", fontsize=9];\n");
 }
 
@@ -784,6 +1014,7 @@ static void emit(sbuf *b, dot_state *st)
     count_scope_items(st);
     for (int i = 0; i < st->ni; i++)
         if (st->items[i].scope < 0) emit_item(b, &st->items[i], 1);
+    emit_ranks(b, st, -1, 1);
     for (int s = 0; s < st->ns; s++)
         if (st->scopes[s].parent < 0) emit_cluster(b, st, s, 1);
     for (int i = 0; i < st->ne; i++) emit_edge(b, st, &st->edges[i]);
@@ -838,6 +1069,8 @@ static mg_status read_opts(mg_ctx *ctx, const mg_graph *g, const mg_dot_opts *in
     o->struct_size = sizeof *o;
     if (o->view != MG_DOT_FORWARD && o->view != MG_DOT_BACKWARD)
         return mg_ctx_fail(ctx, MG_ERR_ARG, "DOT export: unknown view %d", (int)o->view);
+    if (o->params != MG_DOT_PARAMS_TABLE && o->params != MG_DOT_PARAMS_BOXES)
+        return mg_ctx_fail(ctx, MG_ERR_ARG, "DOT export: unknown parameter style %d", (int)o->params);
     if (o->exec && mg_exec_graph(o->exec) != g)
         return mg_ctx_fail(ctx, MG_ERR_ARG, "DOT export: opts.exec was compiled from another graph");
     if (o->n_losses < 0 || (o->n_losses > 0 && !o->losses))
@@ -863,6 +1096,7 @@ static mg_status dot_build(const mg_graph *g, const mg_dot_opts *opts, char **ou
         analyse(&st);
         if (st.o.view == MG_DOT_BACKWARD) build_backward(&st);
         else build_forward(&st);
+        anchor_params(&st);
         if (st.o.collapse && !st.oom) collapse_scopes(&st);
         if (!st.oom) emit(&b, &st);
     }

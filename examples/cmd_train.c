@@ -241,12 +241,12 @@ static mg_status loop(trainer *t, int64_t eval_every)
 static mg_status finish(trainer *t, const train_opts *o)
 {
     progress_done(&t->pr);
-    mg_status s = MG_OK;
-    if (!o->no_final_eval) {
+    mg_status s = train_save(t); /* before the evaluation, which Ctrl-C may stop */
+    if (s == MG_OK && !o->no_final_eval) {
         fprintf(stderr, "evaluating on the %" PRId64 " test images...\n", t->test.n);
         s = test_eval(t, 0, &t->test_bpd);
+        if (s == MG_OK) s = train_save(t); /* again, with test_bpd in its metadata */
     }
-    if (s == MG_OK) s = train_save(t);
     if (s == MG_OK) s = train_curve(t);
     if (s != MG_OK) return s;
     if (!o->no_final_eval) printf("test bits/dim: %.4f  (step %" PRId64 ", %s weights)\n", t->test_bpd, t->step,

@@ -129,7 +129,10 @@ static const char *write_spec(const char *name, int64_t steps, const char *lr, c
              "%s"
              "sample: {count: 6}\n",
              (long long)steps, lr, extra ? extra : "");
-    char *p = strdup(tpath(name)); /* outlives tpath's rotating buffers */
+    static char paths[4][512]; /* outlive tpath's rotating buffers */
+    static int k;
+    char *p = paths[k++ % 4];
+    snprintf(p, 512, "%s", tpath(name));
     write_text(p, text);
     return p;
 }

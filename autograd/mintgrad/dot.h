@@ -11,14 +11,20 @@
  *             parameters that receive a gradient.
  * Layer scopes (mg_graph_push_scope: "flow.3" of type "mintnet.block") are
  * drawn as nested clusters labelled "flow.3 (mintnet.block)", or, collapsed,
- * one box per outermost scope.
+ * one box per outermost scope. In a cluster, the parameters of the scope
+ * are one table (opts.params) on the same rank as the first node using
+ * them, so consecutive layers stack; edges from (backward: to) parameters
+ * carry no shape label, the table or box already shows it.
  *
  * The output is stable: Graphviz ids come from graph indices ("n12" for node
- * 12, "v7" for value 7, "s2" for scope 2), never from pointers, so the same
+ * 12, "v7" for value 7, "s2" for scope 2, "p2" for the parameter table of
+ * scope 2, whose rows have ports "v7"), never from pointers, so the same
  * graph and options always give byte-identical text. Labels are escaped for
- * DOT: quotes and backslashes are escaped, newlines become line breaks, other
+ * DOT: quotes and backslashes are escaped, '&' becomes "&amp;" (Graphviz
+ * reads entities in any label), newlines become line breaks, other
  * control characters and invalid UTF-8 bytes become '?', valid non-ASCII
- * UTF-8 is kept as is.
+ * UTF-8 is kept as is. Table labels are HTML-like: '<', '>', '"' become
+ * entities too and backslashes are doubled, with the same replacements.
  *
  * An inverse (sampling) graph is drawn like any graph: pass it with view
  * MG_DOT_FORWARD and a title such as "inverse".
@@ -40,6 +46,16 @@ typedef enum mg_dot_view {
     MG_DOT_FORWARD = 0,
     MG_DOT_BACKWARD = 1
 } mg_dot_view;
+
+/* How a view draws the parameters of a layer scope. */
+typedef enum mg_dot_params {
+    /* One table per scope, a row per parameter (name without the scope's
+     * prefix, shape, element count) under a header with the total, drawn
+     * beside the node that uses them. Parameters outside any scope, and
+     * one drawn as a loss, stay boxes. */
+    MG_DOT_PARAMS_TABLE = 0,
+    MG_DOT_PARAMS_BOXES = 1   /* one box per parameter */
+} mg_dot_params;
 
 /* What to do with the nodes a compiled graph (opts.exec) does not run. */
 typedef enum mg_dot_pruned {
@@ -68,6 +84,7 @@ typedef struct mg_dot_opts {
     const char *title;      /* graph label; NULL or "": none */
     int left_to_right;      /* 1: rankdir=LR; 0: top to bottom (default) */
     int show_attrs;         /* 1: node labels list the op's attributes */
+    mg_dot_params params;   /* MG_DOT_PARAMS_TABLE (default) or _BOXES */
 } mg_dot_opts;
 
 /* Defaults: forward view, expanded scopes, no exec, no title. */

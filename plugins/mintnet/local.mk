@@ -4,9 +4,10 @@
 # plugins/mintnet/mintnet.la (-module: the loader finds
 # plugins/mintnet/.libs/mintnet.so in the build tree). The plugin includes
 # only public mintgrad headers.
-MN_SOURCES = plugins/mintnet/mintnet.h plugins/mintnet/mintnet_plugin.c \
+MN_SOURCES = plugins/mintnet/mintnet.h plugins/mintnet/mintnet_simd.h plugins/mintnet/mintnet_plugin.c \
 	plugins/mintnet/mintnet_mask.c plugins/mintnet/mintnet_elem.c \
-	plugins/mintnet/mintnet_elem_tmpl.h plugins/mintnet/mintnet_conv64.c \
+	plugins/mintnet/mintnet_elem_tmpl.h plugins/mintnet/mintnet_conv.c \
+	plugins/mintnet/mintnet_conv_tmpl.h \
 	plugins/mintnet/mintnet_eval64.c plugins/mintnet/mintnet_block.c \
 	plugins/mintnet/mintnet_block_bwd.c plugins/mintnet/mintnet_masked_conv.c \
 	plugins/mintnet/mintnet_inverse.c plugins/mintnet/mintnet_layer.c
@@ -18,7 +19,8 @@ plugins_mintnet_libmintnet_static_la_CFLAGS = $(AM_CFLAGS)
 plugin_LTLIBRARIES += plugins/mintnet/mintnet.la
 plugins_mintnet_mintnet_la_SOURCES = plugins/mintnet/mintnet_module.c
 plugins_mintnet_mintnet_la_CFLAGS = $(AM_CFLAGS)
-plugins_mintnet_mintnet_la_LDFLAGS = -module -avoid-version -no-undefined
+plugins_mintnet_mintnet_la_LDFLAGS = -module -avoid-version -no-undefined \
+	-export-symbols-regex '^mg_(plugin_init|mintnet_plugin_init)$$'
 plugins_mintnet_mintnet_la_LIBADD = plugins/mintnet/libmintnet_static.la libmintgrad.la $(OPENMP_CFLAGS) -lm
 
 # Times forward+log-det, backward and inverse of the small model (spec section 7).

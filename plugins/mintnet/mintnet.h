@@ -81,16 +81,16 @@ mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask);
  *             [N, per].
  *   mn_diag:  D[n,c,p] = tau + sum_g2 w3 e2 (sum_g1 w2 w1 e1) (spec section 3)
  *             for e1, e2 [N, LC, HW]: a per-channel L x L product over pixel
- *             tiles of mn_diag_tile(d) pixels. Writes D [N, C, HW] and, if
- *             part is not NULL, part[(n*C + c)*tiles + t] = sum of log D over
- *             tile t (mn_diag_parts(d) doubles in all).
- *   mn_add_tau_x: y += tau (.) x for y, x [N, C, HW].
+ *             tiles of mn_diag_tile(d) pixels. Writes D [N, C, HW]; if y is
+ *             not NULL, y += tau (.) x (y, x [N, C, HW]); if part is not
+ *             NULL, part[(n*C + c)*tiles + t] = sum of log D over tile t
+ *             (mn_diag_parts(d) doubles in all).
  *   mn_tau:   tau[c, p] = max(|t|, 1e-12).
  *   mn_inv_start: x = z / tau (all samples).
  *   mn_inv_resid: res[n] = max |z - y| (NaN propagates) for the samples in
  *             act (act required); part is scratch of N*C doubles.
  *   mn_inv_step: x += (z - y) / (beta D) for the samples in act. */
-#define MN_TILE_MAX 64
+#define MN_TILE_MAX 256
 int64_t mn_diag_tile(const mn_dims *d);
 static inline int64_t mn_diag_parts(const mn_dims *d)
 {
@@ -99,9 +99,8 @@ static inline int64_t mn_diag_parts(const mn_dims *d)
 }
 #define MN_ELEM_DECL(T, S)                                                                            \
     void mn_elu_##S(T *he, T *a, int64_t per, const mn_dims *d, const int *act, int nact);             \
-    void mn_diag_##S(const mn_wts *w, const T *e1, const T *e2, const T *tau, T *D, double *part,      \
-                     const int *act, int nact);                                                       \
-    void mn_add_tau_x_##S(const mn_dims *d, const T *tau, const T *x, T *y, const int *act, int nact); \
+    void mn_diag_##S(const mn_wts *w, const T *e1, const T *e2, const T *tau, T *D, const T *x, T *y,  \
+                     double *part, const int *act, int nact);                                         \
     void mn_tau_##S(const float *t, T *tau, int64_t n);                                                \
     void mn_inv_start_##S(const mn_dims *d, const T *z, const T *tau, T *x);                          \
     void mn_inv_resid_##S(const mn_dims *d, const T *z, const T *y, double *part, double *res,        \
@@ -114,17 +113,20 @@ MN_ELEM_DECL(double, f64)
 /* logdet[n] = sum of the sample's mn_diag parts (f32 or f64 output). */
 void mn_logdet_sum(const mn_dims *d, const double *part, void *logdet, mg_dtype dt);
 
-/* ---- double-precision masked 3x3 convolution (mintnet_conv64.c) ----------------------
+/* ---- the plugin's own 3x3 convolution (mintnet_conv.c), float and double ----------------
  * y[n, o] = b[o] + sum_{i,u,v} w[o, i, u, v] x[n, i, y+u-1, x+v-1], zero
  * padding 1, for the samples in act (NULL: all n). x is (N, I, H, W), y is
  * (N, O, H, W); pad is scratch (N, I, H+2, W+2) whose border must be zero
- * (allocate it zeroed; the kernel only writes the interior). Sub-blocks of w
- * that are entirely zero (masked out) are skipped. b may be NULL. */
-typedef struct mn_conv64 {
+ * (allocate it zeroed; the kernel only writes the interior). Pairs of output
+ * channels whose taps are all zero for an input channel (masked out) skip
+ * it. b may be NULL. */
+typedef struct mn_conv3 {
     int64_t n, in, out, h, w;
-} mn_conv64;
-void mn_conv64_forward(const mn_conv64 *s, const double *x, double *pad, const double *w,
-                       const float *b, double *y, const int *act, int nact);
+} mn_conv3;
+void mn_conv3_f32(const mn_conv3 *s, const float *x, float *pad, const float *w, const float *b, float *y,
+                  const int *act, int nact);
+void mn_conv3_f64(const mn_conv3 *s, const double *x, double *pad, const double *w, const float *b, double *y,
+                  const int *act, int nact);
 
 /* ---- the f64 evaluation of a block (mintnet_eval64.c) --------------------------------
  * Buffers for f(x) and D(x) in double. */
@@ -153,6 +155,7 @@ typedef struct mn_eval32 {
     mg_conv2d_kernel *k1, *k2, *k3; /* x -> h1, a1 -> h2, a2 -> y */
     float *e1, *a1, *e2, *a2;       /* [N, LC, HW] */
     float *tau;                     /* [C, HW] */
+    float *pad;                     /* mn_eval32_direct_init: conv scratch, as mn_eval64 */
 } mn_eval32;
 /* Creates the kernels with the given passes (MG_CONV_* bits, FWD always
  * added) and the buffers. Errors go to ctx; call mn_eval32_free after a
@@ -160,17 +163,24 @@ typedef struct mn_eval32 {
 mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsigned passes[3]);
 void mn_eval32_free(mn_eval32 *e);
 void mn_eval32_set_t(mn_eval32 *e, const float *t);
+/* Also prepares mn_eval32_run_direct (MG_ERR_NOMEM on failure). */
+mg_status mn_eval32_direct_init(mn_eval32 *e);
 /* y = f(x), D and (part not NULL) the log-det parts, as mn_eval64_run. */
 mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
                         const float *x, float *y, float *D, double *part, const int *act, int nact);
+/* The same on the plugin's own convolution, which touches only the samples
+ * in act: cheaper than the batch-sized kernels once few samples remain. */
+void mn_eval32_run_direct(mn_eval32 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
+                          const float *x, float *y, float *D, double *part, const int *act, int nact);
 
 /* ---- block backward (mintnet_block_bwd.c) ------------------------------------------- */
 /* Per-compile backward buffers of a block node. */
 typedef struct mn_bwd {
     float *dh1, *dh2, *tmp; /* [N, LC, HW] */
     float *rho;             /* [N, C, HW]: d loss / d D */
-    double *gacc;           /* [N*C][L*L + 2L] per-(sample, channel) centre gradients */
-    double *gc;             /* [C][L*L + 2L] their sums */
+    float *gacc;            /* [N*C][L*L + 32L] per-(sample, channel) centre gradients:
+                               dL/dW2c, then 16 partial sums each of dL/dw1, dL/dw3 */
+    double *gc;             /* [C][L*L + 2L] their sums over samples: W2c, w1, w3 */
 } mn_bwd;
 mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d);
 void mn_bwd_free(mn_bwd *b);

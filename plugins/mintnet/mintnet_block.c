@@ -125,7 +125,16 @@ void mn_eval32_free(mn_eval32 *e)
     mg_free_aligned(e->e2);
     mg_free_aligned(e->a2);
     mg_free_aligned(e->tau);
+    mg_free(e->pad);
     memset(e, 0, sizeof *e);
+}
+
+mg_status mn_eval32_direct_init(mn_eval32 *e)
+{
+    const mn_dims *d = &e->d;
+    int64_t ch = d->lc > d->c ? d->lc : d->c;
+    e->pad = mg_calloc((size_t)(d->n * ch * (d->h + 2) * (d->w + 2)), sizeof(float));
+    return e->pad ? MG_OK : MG_ERR_NOMEM;
 }
 
 void mn_eval32_set_t(mn_eval32 *e, const float *t) { mn_tau_f32(t, e->tau, e->d.c * e->d.hw); }
@@ -140,9 +149,22 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
     if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
     mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
     if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK) return s;
-    mn_add_tau_x_f32(d, e->tau, x, y, act, nact);
-    mn_diag_f32(w, e->e1, e->e2, e->tau, D, part, act, nact);
+    mn_diag_f32(w, e->e1, e->e2, e->tau, D, x, y, part, act, nact);
     return MG_OK;
+}
+
+void mn_eval32_run_direct(mn_eval32 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
+                          const float *x, float *y, float *D, double *part, const int *act, int nact)
+{
+    const mn_dims *d = &e->d;
+    const mn_conv3 s1 = {d->n, d->c, d->lc, d->h, d->w}, s2 = {d->n, d->lc, d->lc, d->h, d->w},
+                   s3 = {d->n, d->lc, d->c, d->h, d->w};
+    mn_conv3_f32(&s1, x, e->pad, w->w1f, b1, e->e1, act, nact);
+    mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
+    mn_conv3_f32(&s2, e->a1, e->pad, w->w2f, b2, e->e2, act, nact);
+    mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
+    mn_conv3_f32(&s3, e->a2, e->pad, w->w3f, b3, y, act, nact);
+    mn_diag_f32(w, e->e1, e->e2, e->tau, D, x, y, part, act, nact);
 }
 
 /* ---- the op ----------------------------------------------------------------------------- */

@@ -16,20 +16,27 @@
  * rule's sgn(w1) sgn(w3) sgn(W2); t gets (gy x + rho) sgn(t) where
  * |t| > 1e-12. A zero gradient on either output skips that output's work. */
 #include "mintnet.h"
+#include "mintnet_simd.h"
 
 #include <math.h>
 #include <string.h>
 
+/* L rounded up to a multiple of 16: the row stride of W2c-gradient accumulators. */
+static int64_t lpad(const mn_dims *d) { return (d->l + 15) & ~(int64_t)15; }
+
+/* Floats of one (sample, channel) unit's accumulators. */
+static int64_t unit_acc(const mn_dims *d) { return d->l * lpad(d) + 32 * d->l; }
+
 mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
 {
     memset(b, 0, sizeof *b);
-    size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float), k = (size_t)(d->l * d->l + 2 * d->l);
+    size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float);
     b->dh1 = mg_malloc_aligned(big);
     b->dh2 = mg_malloc_aligned(big);
     b->tmp = mg_malloc_aligned(big);
     b->rho = mg_malloc_aligned((size_t)(d->n * d->c * d->hw) * sizeof(float));
-    b->gacc = mg_malloc((size_t)(d->n * d->c) * k * sizeof(double));
-    b->gc = mg_malloc((size_t)d->c * k * sizeof(double));
+    b->gacc = mg_malloc_aligned((size_t)(d->n * d->c * unit_acc(d)) * sizeof(float));
+    b->gc = mg_malloc((size_t)(d->c * (d->l * d->l + 2 * d->l)) * sizeof(double));
     return b->dh1 && b->dh2 && b->tmp && b->rho && b->gacc && b->gc ? MG_OK : MG_ERR_NOMEM;
 }
 
@@ -40,7 +47,7 @@ void mn_bwd_free(mn_bwd *b)
     mg_free_aligned(b->dh2);
     mg_free_aligned(b->tmp);
     mg_free_aligned(b->rho);
-    mg_free(b->gacc);
+    mg_free_aligned(b->gacc);
     mg_free(b->gc);
     memset(b, 0, sizeof *b);
 }
@@ -52,122 +59,122 @@ static int all_zero(const float *v, int64_t n)
     return 1;
 }
 
-/* Pixels per tile of the log-det backward (5 scratch rows of L x tile). */
-static int64_t bwd_tile(const mn_dims *d)
-{
-    int64_t p = 2048 / d->l;
-    return p < 8 ? 8 : p > 64 ? 64 : p;
-}
+/* Pixels per tile of the log-det backward: as the forward's (6 scratch rows
+ * of L x tile on the stack, under 200 KB). */
+static int64_t bwd_tile(const mn_dims *d) { return mn_diag_tile(d); }
 
-/* The pointers of one (sample, channel) unit. */
+/* The state of one (sample, channel) unit. Scratch rows (d1, d2, d3, u, gd1)
+ * have stride P (the tile size, a multiple of 16) and are zero-padded past
+ * np, for the register-blocked small GEMMs of mintnet_simd.h. Sums over
+ * pixels never end in a horizontal vector reduction per tile (that costs
+ * more than the tile's arithmetic): the W2c gradient accumulates with the
+ * vector across g1 from d1 stored pixel-major (d1t, rows of lpad), and the
+ * w1 / w3 centre gradients in 16 lanes. */
 typedef struct ld_unit {
     const mn_wts *w;
     const mn_eval32 *ev;
     mn_bwd *b;
-    int64_t n, c, p0, np;
+    int64_t n, c, p0, np, st, lp;
     float gamma;
-    double *gc2, *gc1, *gc3;   /* this unit's accumulators */
-    float *d1, *d2, *d3, *u, *gd1;
+    float *gc2, *l1, *l3;       /* accumulators: [L][lp], [L][16], [L][16] */
+    float *d1, *d2, *d3, *u, *gd1, *d1t;
 } ld_unit;
 
 /* Row of an [N, LC, HW] buffer for group g of the unit's channel, at the tile. */
-static int64_t hrow(const ld_unit *t, int64_t g)
+MN_INLINE int64_t hrow(const ld_unit *t, int64_t g)
 {
     const mn_dims *d = &t->w->d;
     return (t->n * d->lc + g * d->c + t->c) * d->hw + t->p0;
 }
 
-/* d1, d3 and d2 = W2c d1 over the tile. */
-static void ld_tile_forward(ld_unit *t)
+/* d1 (both layouts), d3 and d2 = W2c d1 over the tile. */
+MN_INLINE void ld_tile_forward(ld_unit *t)
 {
     const mn_dims *d = &t->w->d;
-    const int64_t L = d->l, C = d->c, np = t->np;
-    const float *c2 = t->w->c2f + t->c * L * L;
+    const int64_t L = d->l, C = d->c, np = t->np, st = t->st, npad = (np + 15) & ~(int64_t)15;
     for (int64_t g = 0; g < L; g++) {
-        const float *e1 = t->ev->e1 + hrow(t, g), *e2 = t->ev->e2 + hrow(t, g);
+        const float *restrict e1 = t->ev->e1 + hrow(t, g), *restrict e2 = t->ev->e2 + hrow(t, g);
         const float w1 = t->w->c1f[g * C + t->c], w3 = t->w->c3f[g * C + t->c];
-        for (int64_t p = 0; p < np; p++) {
-            t->d1[g * np + p] = e1[p] * w1;
-            t->d3[g * np + p] = e2[p] * w3;
-            t->d2[g * np + p] = 0;
-        }
-    }
-    for (int64_t g2 = 0; g2 < L; g2++)
-        for (int64_t g1 = 0; g1 < L; g1++) {
-            const float wv = c2[g2 * L + g1];
-            if (wv == 0) continue;
+        float *restrict d1 = t->d1 + g * st, *restrict d3 = t->d3 + g * st;
 #pragma omp simd
-            for (int64_t p = 0; p < np; p++) t->d2[g2 * np + p] += wv * t->d1[g1 * np + p];
+        for (int64_t p = 0; p < np; p++) {
+            d1[p] = e1[p] * w1;
+            d3[p] = e2[p] * w3;
         }
+        for (int64_t p = np; p < npad; p++) d1[p] = 0;
+        for (int64_t p = 0; p < np; p++) t->d1t[p * t->lp + g] = d1[p];
+    }
+    mn_small_gemm(t->w->c2f + t->c * L * L, L, 1, t->d1, t->d2, L, L, st, np);
 }
 
-/* rho, the e2 / w3 terms, u = rho d3. */
-static void ld_tile_e2(ld_unit *t, const float *D)
+/* rho, the e2 / w3 terms, u = rho d3. Pixels in blocks of 16 lanes. */
+MN_INLINE void ld_tile_e2(ld_unit *t, const float *D)
 {
     const mn_dims *d = &t->w->d;
     const int64_t L = d->l, C = d->c, np = t->np, off = (t->n * C + t->c) * d->hw + t->p0;
-    float *rho = t->b->rho + off;
-    for (int64_t p = 0; p < np; p++) rho[p] = t->gamma / D[off + p];
+    const int64_t npad = (np + 15) & ~(int64_t)15;
+    float *restrict rho = t->b->rho + off;
+    const float gamma = t->gamma, *restrict Dp = D + off;
+#pragma omp simd
+    for (int64_t p = 0; p < np; p++) rho[p] = gamma / Dp[p];
     for (int64_t g2 = 0; g2 < L; g2++) {
-        const float *e2 = t->ev->e2 + hrow(t, g2), *a2 = t->ev->a2 + hrow(t, g2);
+        const float *restrict e2 = t->ev->e2 + hrow(t, g2), *restrict a2 = t->ev->a2 + hrow(t, g2);
+        const float *restrict d2 = t->d2 + g2 * t->st, *restrict d3 = t->d3 + g2 * t->st;
         const float w3 = t->w->c3f[g2 * C + t->c];
-        float *dh2 = t->b->dh2 + hrow(t, g2);
-        double s = 0;
-        for (int64_t p = 0; p < np; p++) {
-            float r = rho[p] * t->d2[g2 * np + p];
-            s += (double)r * e2[p];
-            dh2[p] = a2[p] > 0 ? 0.0f : r * w3 * e2[p];
-            t->u[g2 * np + p] = rho[p] * t->d3[g2 * np + p];
+        float *restrict dh2 = t->b->dh2 + hrow(t, g2), *restrict u = t->u + g2 * t->st, *restrict lane = t->l3 + g2 * 16;
+        for (int64_t p0 = 0; p0 < np; p0 += 16) {
+            const int64_t m = np - p0 < 16 ? np - p0 : 16;
+#pragma omp simd
+            for (int64_t k = 0; k < m; k++) {
+                const int64_t p = p0 + k;
+                float r = rho[p] * d2[p];
+                lane[k] += r * e2[p];
+                dh2[p] = a2[p] > 0 ? 0.0f : r * w3 * e2[p];
+                u[p] = rho[p] * d3[p];
+            }
         }
-        t->gc3[g2] += s;
+        for (int64_t p = np; p < npad; p++) u[p] = 0;
     }
 }
 
-/* gd1 = W2c^T u, the W2c gradient, then the e1 / w1 terms. */
-static void ld_tile_e1(ld_unit *t)
+/* gd1 = W2c^T u and the W2c gradient u d1^T, then the e1 / w1 terms. */
+MN_INLINE void ld_tile_e1(ld_unit *t)
 {
     const mn_dims *d = &t->w->d;
     const int64_t L = d->l, C = d->c, np = t->np;
-    const float *c2 = t->w->c2f + t->c * L * L;
-    for (int64_t i = 0; i < L * np; i++) t->gd1[i] = 0;
-    for (int64_t g2 = 0; g2 < L; g2++)
-        for (int64_t g1 = 0; g1 < L; g1++) {
-            const float wv = c2[g2 * L + g1], *u = t->u + g2 * np, *d1 = t->d1 + g1 * np;
-            float *gd = t->gd1 + g1 * np, s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int64_t p = 0; p < np; p++) {
-                gd[p] += wv * u[p];
-                s += u[p] * d1[p];
-            }
-            t->gc2[g2 * L + g1] += s;
-        }
+    mn_small_gemm(t->w->c2f + t->c * L * L, 1, L, t->u, t->gd1, L, L, t->st, np);
+    mn_outer_acc(t->gc2, t->u, t->st, t->d1t, t->lp, L, np);
     for (int64_t g1 = 0; g1 < L; g1++) {
-        const float *e1 = t->ev->e1 + hrow(t, g1), *a1 = t->ev->a1 + hrow(t, g1);
-        const float w1 = t->w->c1f[g1 * C + t->c], *gd = t->gd1 + g1 * np;
-        float *dh1 = t->b->dh1 + hrow(t, g1);
-        double s = 0;
-        for (int64_t p = 0; p < np; p++) {
-            s += (double)gd[p] * e1[p];
-            dh1[p] = a1[p] > 0 ? 0.0f : gd[p] * w1 * e1[p];
+        const float *restrict e1 = t->ev->e1 + hrow(t, g1), *restrict a1 = t->ev->a1 + hrow(t, g1);
+        const float w1 = t->w->c1f[g1 * C + t->c], *restrict gd = t->gd1 + g1 * t->st;
+        float *restrict dh1 = t->b->dh1 + hrow(t, g1), *restrict lane = t->l1 + g1 * 16;
+        for (int64_t p0 = 0; p0 < np; p0 += 16) {
+            const int64_t m = np - p0 < 16 ? np - p0 : 16;
+#pragma omp simd
+            for (int64_t k = 0; k < m; k++) {
+                const int64_t p = p0 + k;
+                lane[k] += gd[p] * e1[p];
+                dh1[p] = a1[p] > 0 ? 0.0f : gd[p] * w1 * e1[p];
+            }
         }
-        t->gc1[g1] += s;
     }
 }
 
 /* The log-det backward of one (sample, channel): dh1, dh2 (log-det parts),
- * rho and this unit's centre-gradient sums. */
-static void ld_run_unit(const mn_wts *w, const mn_eval32 *ev, const float *D, mn_bwd *b, float gamma, int64_t n,
-                        int64_t c)
+ * rho and this unit's centre-gradient accumulators. */
+MN_HOT static void ld_run_unit(const mn_wts *w, const mn_eval32 *ev, const float *D, mn_bwd *b, float gamma,
+                               int64_t n, int64_t c)
 {
     const mn_dims *d = &w->d;
-    const int64_t L = d->l, K = L * L + 2 * L, P = bwd_tile(d);
-    float d1[L * P], d2[L * P], d3[L * P], u[L * P], gd1[L * P];
-    ld_unit t = {.w = w, .ev = ev, .b = b, .n = n, .c = c, .gamma = gamma,
-                 .d1 = d1, .d2 = d2, .d3 = d3, .u = u, .gd1 = gd1};
-    t.gc2 = b->gacc + (n * d->c + c) * K;
-    t.gc1 = t.gc2 + L * L;
-    t.gc3 = t.gc1 + L;
-    memset(t.gc2, 0, (size_t)K * sizeof(double));
+    const int64_t L = d->l, P = bwd_tile(d), LP = lpad(d);
+    float d1[L * P], d2[L * P], d3[L * P], u[L * P], gd1[L * P], d1t[LP * P];
+    ld_unit t = {.w = w, .ev = ev, .b = b, .n = n, .c = c, .gamma = gamma, .st = P, .lp = LP,
+                 .d1 = d1, .d2 = d2, .d3 = d3, .u = u, .gd1 = gd1, .d1t = d1t};
+    t.gc2 = b->gacc + (n * d->c + c) * unit_acc(d);
+    t.l1 = t.gc2 + L * LP;
+    t.l3 = t.l1 + 16 * L;
+    memset(t.gc2, 0, (size_t)unit_acc(d) * sizeof(float));
+    memset(d1t, 0, sizeof d1t);
     for (t.p0 = 0; t.p0 < d->hw; t.p0 += P) {
         t.np = d->hw - t.p0 < P ? d->hw - t.p0 : P;
         ld_tile_forward(&t);
@@ -176,27 +183,56 @@ static void ld_run_unit(const mn_wts *w, const mn_eval32 *ev, const float *D, mn
     }
 }
 
-/* Runs every (sample, channel) unit, then sums the centre gradients over
- * samples in a fixed order (deterministic). */
-static void ld_backward(const mn_wts *w, const mn_eval32 *ev, const float *D, const float *gl, mn_bwd *b)
+/* Sums the units' accumulators over samples (and lanes) in a fixed order:
+ * gc[c] = [W2c gradient (L*L), w1 centre gradients (L), w3 (L)]. */
+static void ld_reduce(const mn_dims *d, mn_bwd *b)
 {
-    const mn_dims *d = &w->d;
-    const int64_t K = d->l * d->l + 2 * d->l;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t u = 0; u < d->n * d->c; u++) ld_run_unit(w, ev, D, b, gl[u / d->c], u / d->c, u % d->c);
+    const int64_t L = d->l, K = L * L + 2 * L, U = unit_acc(d), LP = lpad(d);
     for (int64_t c = 0; c < d->c; c++)
         for (int64_t k = 0; k < K; k++) {
             double s = 0;
-            for (int64_t n = 0; n < d->n; n++) s += b->gacc[(n * d->c + c) * K + k];
+            for (int64_t n = 0; n < d->n; n++) {
+                const float *a = b->gacc + (n * d->c + c) * U;
+                if (k < L * L) {
+                    s += a[(k / L) * LP + k % L];
+                } else {
+                    const float *lane = a + L * LP + (k - L * L) * 16;
+                    for (int j = 0; j < 16; j++) s += lane[j];
+                }
+            }
             b->gc[c * K + k] = s;
         }
 }
 
+/* Runs every (sample, channel) unit, then reduces (deterministic). */
+static void ld_backward(const mn_wts *w, const mn_eval32 *ev, const float *D, const float *gl, mn_bwd *b)
+{
+    const mn_dims *d = &w->d;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t u = 0; u < d->n * d->c; u++) ld_run_unit(w, ev, D, b, gl[u / d->c], u / d->c, u % d->c);
+    ld_reduce(d, b);
+}
+
 /* dh = (has_ld ? dh : 0) + (has_tmp ? tmp * e : 0) over n elements. */
+MN_HOT static void combine_chunk(float *restrict dh, const float *restrict tmp, const float *restrict e, int64_t n,
+                                 int has_ld, int has_tmp)
+{
+    if (!has_tmp) return;
+    if (has_ld) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dh[i] += tmp[i] * e[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dh[i] = tmp[i] * e[i];
+    }
+}
+
 static void combine(float *dh, const float *tmp, const float *e, int64_t n, int has_ld, int has_tmp)
 {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) dh[i] = (has_ld ? dh[i] : 0.0f) + (has_tmp ? tmp[i] * e[i] : 0.0f);
+    enum { CH = 8192 };
+#pragma omp parallel for schedule(static)
+    for (int64_t lo = 0; lo < n; lo += CH)
+        combine_chunk(dh + lo, tmp + lo, e + lo, n - lo < CH ? n - lo : CH, has_ld, has_tmp);
 }
 
 /* ---- weight gradients ---------------------------------------------------------------- */

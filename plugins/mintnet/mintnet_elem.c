@@ -1,20 +1,23 @@
 /* plugins/mintnet/mintnet_elem.c: instantiates the elementwise kernels of
  * mintnet_elem_tmpl.h for float and double, plus the log-det reduction. */
 #include "mintnet.h"
+#include "mintnet_simd.h"
 
 #include <math.h>
 
 /* Elements per parallel chunk of the ELU kernel. */
 #define MN_CHUNK 4096
 
+/* Pixel tiles of 16..256 (a multiple of 16) with L x tile <= 8192 values:
+ * long contiguous runs per row for the prefetcher, scratch in L2. */
 int64_t mn_diag_tile(const mn_dims *d)
 {
-    if (d->l <= 64) return MN_TILE_MAX;
-    int64_t p = 4096 / d->l;
-    return p < 8 ? 8 : p;
+    int64_t p = 8192 / d->l;
+    return p < 16 ? 16 : p > MN_TILE_MAX ? MN_TILE_MAX : p & ~(int64_t)15;
 }
 
 #define MN_T float
+#define MN_IS_F32 1
 #define MN_SFX f32
 #define MN_EXP expf
 #define MN_EXPM1 expm1f
@@ -23,6 +26,7 @@ int64_t mn_diag_tile(const mn_dims *d)
 #define MN_WT(w, name) ((w)->name##f)
 #include "mintnet_elem_tmpl.h"
 #undef MN_T
+#undef MN_IS_F32
 #undef MN_SFX
 #undef MN_EXP
 #undef MN_EXPM1
@@ -31,6 +35,7 @@ int64_t mn_diag_tile(const mn_dims *d)
 #undef MN_WT
 
 #define MN_T double
+#define MN_IS_F32 0
 #define MN_SFX f64
 #define MN_EXP exp
 #define MN_EXPM1 expm1

@@ -9,8 +9,19 @@
 #define MN_CAT(a, b) MN_CAT2(a, b)
 #define MN_FN(name) MN_CAT(name, MN_SFX)
 
-/* a = ELU(h), he: h -> ELU'(h); he, a are [N, per] (per = channels * HW).
- * One exp per element: expm1 near 0 for accuracy, exp - 1 further out. */
+/* a = ELU(h), he: h -> ELU'(h) over n elements (one work unit). */
+MN_HOT static void MN_FN(elu_chunk)(MN_T *restrict h, MN_T *restrict o, int64_t n)
+{
+#if MN_IS_F32
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) mn_elu_pair_f32(h[i], &o[i], &h[i]);
+#else
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) mn_elu_pair_f64(h[i], &o[i], &h[i]);
+#endif
+}
+
+/* he, a are [N, per] (per = channels * HW); only the samples in act. */
 void MN_FN(mn_elu)(MN_T *he, MN_T *a, int64_t per, const mn_dims *d, const int *act, int nact)
 {
     const int na = act ? nact : (int)d->n;
@@ -19,89 +30,73 @@ void MN_FN(mn_elu)(MN_T *he, MN_T *a, int64_t per, const mn_dims *d, const int *
     for (int64_t u = 0; u < na * nch; u++) {
         int64_t n = act ? act[u / nch] : u / nch, lo = (u % nch) * MN_CHUNK;
         int64_t hi = lo + MN_CHUNK < per ? lo + MN_CHUNK : per;
-        MN_T *h = he + n * per, *o = a + n * per;
-        for (int64_t i = lo; i < hi; i++) {
-            MN_T v = h[i];
-            if (v > 0) {
-                o[i] = v;
-                h[i] = 1;
-            } else if (v > (MN_T)-0.25) {
-                o[i] = MN_EXPM1(v);
-                h[i] = o[i] + 1;
-            } else {
-                MN_T e = MN_EXP(v);
-                o[i] = e - 1;
-                h[i] = e;
-            }
-        }
+        MN_FN(elu_chunk)(he + n * per + lo, a + n * per + lo, hi - lo);
     }
 }
 
 /* One (sample, channel, tile) unit of the diagonal: D over np pixels from p0,
- * returns sum log D. d1 is scratch of L * np. */
-static double MN_FN(diag_tile)(const mn_wts *w, const MN_T *c1, const MN_T *c2, const MN_T *c3,
-                               const MN_T *e1, const MN_T *e2, const MN_T *tau, MN_T *D, int64_t n,
-                               int64_t c, int64_t p0, int64_t np, MN_T *d1)
+ * and y += tau x there (y not NULL); returns sum log D (if want_log). d1, d2 are scratch
+ * rows of stride P (float: padded to 16 for the small GEMM). */
+MN_HOT static double MN_FN(diag_tile)(const mn_wts *w, const MN_T *e1, const MN_T *e2, const MN_T *tau, MN_T *D,
+                                      const MN_T *x, MN_T *y, int64_t n, int64_t c, int64_t p0, int64_t np,
+                                      int64_t P, MN_T *restrict d1, MN_T *restrict d2, int want_log)
 {
     const int64_t C = w->d.c, L = w->d.l, LC = w->d.lc, HW = w->d.hw;
-    MN_T acc[MN_TILE_MAX], dsum[MN_TILE_MAX];
+    const MN_T *c1 = MN_WT(w, c1), *c2 = MN_WT(w, c2) + c * L * L, *c3 = MN_WT(w, c3);
+    MN_T dsum[MN_TILE_MAX];
     for (int64_t g = 0; g < L; g++) {
-        const MN_T *e = e1 + (n * LC + g * C + c) * HW + p0, wc = c1[g * C + c];
-        for (int64_t p = 0; p < np; p++) d1[g * np + p] = e[p] * wc;
+        const MN_T *restrict e = e1 + (n * LC + g * C + c) * HW + p0, wc = c1[g * C + c];
+        MN_T *restrict dst = d1 + g * P;
+#pragma omp simd
+        for (int64_t p = 0; p < np; p++) dst[p] = e[p] * wc;
+        for (int64_t p = np; p < ((np + 15) & ~(int64_t)15) && p < P; p++) dst[p] = 0;
     }
-    for (int64_t p = 0; p < np; p++) dsum[p] = tau[c * HW + p0 + p];
+#if MN_IS_F32
+    mn_small_gemm(c2, L, 1, d1, d2, L, L, P, np);
+#else
     for (int64_t g2 = 0; g2 < L; g2++) {
-        const MN_T *row = c2 + (c * L + g2) * L, w3 = c3[g2 * C + c];
-        const MN_T *e = e2 + (n * LC + g2 * C + c) * HW + p0;
-        if (w3 == 0) continue;
+        MN_T *restrict acc = d2 + g2 * P;
         for (int64_t p = 0; p < np; p++) acc[p] = 0;
         for (int64_t g1 = 0; g1 < L; g1++) {
-            const MN_T wv = row[g1], *src = d1 + g1 * np;
+            const MN_T wv = c2[g2 * L + g1], *restrict src = d1 + g1 * P;
             if (wv == 0) continue;
 #pragma omp simd
             for (int64_t p = 0; p < np; p++) acc[p] += wv * src[p];
         }
+    }
+#endif
+    const int64_t off = (n * C + c) * HW + p0;
+    for (int64_t p = 0; p < np; p++) dsum[p] = tau[c * HW + p0 + p];
+    for (int64_t g2 = 0; g2 < L; g2++) {
+        const MN_T w3 = c3[g2 * C + c], *restrict acc = d2 + g2 * P;
+        const MN_T *restrict e = e2 + (n * LC + g2 * C + c) * HW + p0;
+#pragma omp simd
         for (int64_t p = 0; p < np; p++) dsum[p] += acc[p] * e[p] * w3;
     }
-    double lsum = 0;
-    MN_T *out = D + (n * C + c) * HW + p0;
-    for (int64_t p = 0; p < np; p++) {
-        out[p] = dsum[p];
-        lsum += MN_LOG(dsum[p]);
+    if (y) {
+#pragma omp simd
+        for (int64_t p = 0; p < np; p++) y[off + p] += tau[c * HW + p0 + p] * x[off + p];
     }
+    double lsum = 0;
+    for (int64_t p = 0; p < np; p++) D[off + p] = dsum[p];
+    if (want_log)
+        for (int64_t p = 0; p < np; p++) lsum += MN_LOG(dsum[p]);
     return lsum;
 }
 
-void MN_FN(mn_diag)(const mn_wts *w, const MN_T *e1, const MN_T *e2, const MN_T *tau, MN_T *D,
-                    double *part, const int *act, int nact)
+void MN_FN(mn_diag)(const mn_wts *w, const MN_T *e1, const MN_T *e2, const MN_T *tau, MN_T *D, const MN_T *x,
+                    MN_T *y, double *part, const int *act, int nact)
 {
     const mn_dims *d = &w->d;
     const int na = act ? nact : (int)d->n;
     const int64_t P = mn_diag_tile(d), nt = (d->hw + P - 1) / P, units = na * d->c * nt;
-    const MN_T *c1 = MN_WT(w, c1), *c2 = MN_WT(w, c2), *c3 = MN_WT(w, c3);
 #pragma omp parallel for schedule(static)
     for (int64_t u = 0; u < units; u++) {
-        MN_T d1[d->l * P];
+        MN_T d1[d->l * P], d2[d->l * P];
         int64_t k = u / (d->c * nt), c = (u / nt) % d->c, t = u % nt;
         int64_t n = act ? act[k] : k, p0 = t * P, np = d->hw - p0 < P ? d->hw - p0 : P;
-        double s = MN_FN(diag_tile)(w, c1, c2, c3, e1, e2, tau, D, n, c, p0, np, d1);
+        double s = MN_FN(diag_tile)(w, e1, e2, tau, D, x, y, n, c, p0, np, P, d1, d2, part != NULL);
         if (part) part[(n * d->c + c) * nt + t] = s;
-    }
-}
-
-/* y += tau (.) x; y, x are [N, C, HW], tau is [C, HW]. */
-void MN_FN(mn_add_tau_x)(const mn_dims *d, const MN_T *tau, const MN_T *x, MN_T *y, const int *act,
-                         int nact)
-{
-    const int na = act ? nact : (int)d->n;
-    const int64_t per = d->c * d->hw;
-#pragma omp parallel for schedule(static)
-    for (int64_t u = 0; u < na * d->c; u++) {
-        int64_t n = act ? act[u / d->c] : u / d->c, c = u % d->c;
-        const MN_T *xs = x + n * per + c * d->hw, *ts = tau + c * d->hw;
-        MN_T *ys = y + n * per + c * d->hw;
-#pragma omp simd
-        for (int64_t p = 0; p < d->hw; p++) ys[p] += ts[p] * xs[p];
     }
 }
 

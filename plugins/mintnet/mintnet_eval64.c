@@ -37,13 +37,12 @@ void mn_eval64_run(mn_eval64 *e, const mn_wts *w, const float *b1, const float *
                    const double *x, double *y, double *D, double *part, const int *act, int nact)
 {
     const mn_dims *d = &e->d;
-    const mn_conv64 s1 = {d->n, d->c, d->lc, d->h, d->w}, s2 = {d->n, d->lc, d->lc, d->h, d->w},
+    const mn_conv3 s1 = {d->n, d->c, d->lc, d->h, d->w}, s2 = {d->n, d->lc, d->lc, d->h, d->w},
                     s3 = {d->n, d->lc, d->c, d->h, d->w};
-    mn_conv64_forward(&s1, x, e->pad, w->w1, b1, e->e1, act, nact);
+    mn_conv3_f64(&s1, x, e->pad, w->w1, b1, e->e1, act, nact);
     mn_elu_f64(e->e1, e->a1, d->lc * d->hw, d, act, nact);
-    mn_conv64_forward(&s2, e->a1, e->pad, w->w2, b2, e->e2, act, nact);
+    mn_conv3_f64(&s2, e->a1, e->pad, w->w2, b2, e->e2, act, nact);
     mn_elu_f64(e->e2, e->a2, d->lc * d->hw, d, act, nact);
-    mn_conv64_forward(&s3, e->a2, e->pad, w->w3, b3, y, act, nact);
-    mn_add_tau_x_f64(d, e->tau, x, y, act, nact);
-    mn_diag_f64(w, e->e1, e->e2, e->tau, D, part, act, nact);
+    mn_conv3_f64(&s3, e->a2, e->pad, w->w3, b3, y, act, nact);
+    mn_diag_f64(w, e->e1, e->e2, e->tau, D, x, y, part, act, nact);
 }

@@ -8,7 +8,11 @@
  *   damping beta (default 3.5), tolerance (1e-5), max_iterations (200),
  *   precision "float32" | "float64" (the arithmetic of the whole iteration),
  *   stop "residual" (stop a sample once max |z - f(x)| <= tolerance) |
- *        "fixed" (the published behaviour: exactly max_iterations steps).
+ *        "fixed" (the published behaviour: exactly max_iterations steps),
+ *   direct_samples (float32 only): once at most this many samples are still
+ *        iterating, evaluate f on the plugin's own convolution, which skips
+ *        the converged samples, instead of the batch-sized kernels (default
+ *        N/2, where it is already faster; 0: never, N: always).
  * diag[n] = (iterations used, final max |z - f(x)|, converged 0/1). Each
  * sample stops on its own; a sample whose residual turns NaN or infinite
  * stops at once as not converged. Any non-converged sample is reported as a
@@ -25,7 +29,7 @@ typedef struct inv_state {
     mn_dims d;
     mn_mask mask;
     double beta, tol;
-    int64_t maxit;
+    int64_t maxit, direct;
     int f64, fixed;
     mn_wts w;
     mn_eval32 ev;      /* precision float32 */
@@ -39,7 +43,7 @@ typedef struct inv_state {
 
 typedef struct inv_cfg {
     double beta, tol;
-    int64_t maxit;
+    int64_t maxit, direct;
     int f64, fixed;
 } inv_cfg;
 
@@ -50,6 +54,7 @@ static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
     c->beta = mg_attrs_float(a, "damping", 3.5);
     c->tol = mg_attrs_float(a, "tolerance", 1e-5);
     c->maxit = mg_attrs_int(a, "max_iterations", 200);
+    c->direct = mg_attrs_int(a, "direct_samples", mg_node_input(nd, MN_IN_X)->shape[0] / 2);
     c->f64 = strcmp(prec, "float64") == 0;
     c->fixed = strcmp(stop, "fixed") == 0;
     if (!c->f64 && strcmp(prec, "float32") != 0)
@@ -60,6 +65,8 @@ static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute damping = %g must be a finite number > 0", c->beta);
     if (!(c->tol >= 0) || !isfinite(c->tol))
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute tolerance = %g must be finite and >= 0", c->tol);
+    if (c->direct < 0)
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute direct_samples = %" PRId64 " must be >= 0", c->direct);
     if (c->maxit < 0 || c->maxit > 1000000000)
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute max_iterations = %" PRId64 " must be in 0..1e9", c->maxit);
     return MG_OK;
@@ -108,6 +115,7 @@ static mg_status inv_alloc(mg_node *nd, inv_state *st)
     mg_status s = mn_wts_init(&st->w, d, st->mask);
     if (s == MG_OK && st->f64) s = mn_eval64_init(&st->ev64, d);
     if (s == MG_OK && !st->f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), d, fwd_only);
+    if (s == MG_OK && !st->f64 && st->direct > 0) s = mn_eval32_direct_init(&st->ev);
     if (s != MG_OK && s != MG_ERR_NOMEM) return s;
     st->z = mg_malloc_aligned(bytes);
     st->x = mg_malloc_aligned(bytes);
@@ -133,6 +141,7 @@ static mg_status inv_prepare(mg_node *nd)
         st->beta = cfg.beta;
         st->tol = cfg.tol;
         st->maxit = cfg.maxit;
+        st->direct = cfg.direct;
         st->f64 = cfg.f64;
         st->fixed = cfg.fixed;
         s = inv_alloc(nd, st);
@@ -151,6 +160,10 @@ static mg_status inv_eval(mg_node *nd, inv_state *st, int nact)
     const float *b1 = in_f32(nd, MN_IN_B1), *b2 = in_f32(nd, MN_IN_B2), *b3 = in_f32(nd, MN_IN_B3);
     if (st->f64) {
         mn_eval64_run(&st->ev64, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
+        return MG_OK;
+    }
+    if (nact <= st->direct) {
+        mn_eval32_run_direct(&st->ev, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
         return MG_OK;
     }
     return mn_eval32_run(&st->ev, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
@@ -258,7 +271,7 @@ static mg_status inv_forward(mg_node *nd)
 }
 
 static const char *const inv_attrs[] = {"mask", "latent", "damping", "tolerance", "max_iterations",
-                                        "precision", "stop", NULL};
+                                        "precision", "stop", "direct_samples", NULL};
 
 const mg_op_def mn_block_inverse_def = {
     .struct_size = sizeof(mg_op_def),

@@ -603,26 +603,29 @@ static double time_conv(bench *b, const conv_case *c, int reps)
     return median_of(tm, reps);
 }
 
-/* The three convolutions of every block at the bench batch: kernel time, FLOPs. */
+/* The three convolutions of every block at the bench batch: kernel seconds
+ * and FLOPs (forward, backward data, backward weights) summed over blocks.
+ * Blocks of one stage share their shapes: each distinct shape is timed once. */
 static void time_convs(bench *b)
 {
-    double flops = 0, secs = 0, peak = peak_gflops();
-    int reps = reps_of(b) < 5 ? 5 : reps_of(b);
+    enum { MAX_SHAPES = 64 };
+    conv_case seen[MAX_SHAPES];
+    double seen_t[MAX_SHAPES], flops = 0, secs = 0, peak = peak_gflops();
+    int n_seen = 0, reps = reps_of(b) < 5 ? 5 : reps_of(b);
     for (int i = 0; i < b->spec->model.n_layers; i++) {
         const mg_spec_layer *l = &b->spec->model.layers[i];
         if (strcmp(l->type, "mintnet.block")) continue;
         int64_t C = l->in_shape[0], LC = C * mg_attrs_int(l->args, "latent", 1), H = l->in_shape[1], W = l->in_shape[2];
         conv_case cs[3] = {{b->o.batch, C, LC, H, W}, {b->o.batch, LC, LC, H, W}, {b->o.batch, LC, C, H, W}};
         for (int k = 0; k < 3; k++) {
-            /* blocks of one stage share shapes: time the first, count all */
-            static double cache_t[3];
-            static int64_t cache_key[3][3];
-            int64_t key[3] = {cs[k].ic, cs[k].oc, H};
-            if (memcmp(key, cache_key[k], sizeof key)) {
-                cache_t[k] = time_conv(b, &cs[k], reps);
-                memcpy(cache_key[k], key, sizeof key);
+            int j = 0;
+            while (j < n_seen && memcmp(&seen[j], &cs[k], sizeof cs[k])) j++;
+            if (j == n_seen) {
+                if (n_seen == MAX_SHAPES) die(b, "too many convolution shapes");
+                seen[n_seen] = cs[k];
+                seen_t[n_seen++] = time_conv(b, &cs[k], reps);
             }
-            secs += cache_t[k];
+            secs += seen_t[j];
             flops += 3 * 2.0 * (double)(cs[k].n * cs[k].ic * cs[k].oc * 9 * H * W);
         }
     }

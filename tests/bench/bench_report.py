@@ -83,7 +83,7 @@ def time_rows(work, models, summary):
                 label, m, ms(med(o[kind])), ms(min(o[kind])), ms(med(p[kind])), ms(min(p[kind])),
                 fmt_ratio(r, rb), target_of(kind, m), verdict(r, kind, m)))
     for m in models:
-        o, p = load(work, m + ".ours.json"), load(work, m + ".peer_inv.json")
+        o, p = load(work, m + ".ours_inv.json"), load(work, m + ".peer_inv.json")
         if not o or not p or "sample" not in o:
             continue
         r, rb = ratio(med(o["sample"]), med(p["sample"])), ratio(min(o["sample"]), min(p["sample"]))
@@ -116,15 +116,17 @@ def section_inverse(work, models):
             "| mintgrad: samples not converged | mintgrad: reconstruction error | peer: iterations "
             "| peer: max block residual | peer: reconstruction error |", "|---|---|---|---|---|---|---|---|"]
     for m in models:
-        o, p = load(work, m + ".ours.json"), load(work, m + ".peer_inv.json")
+        o, p = load(work, m + ".ours_inv.json"), load(work, m + ".peer_inv.json")
         if not o or not p or "sample" not in o:
             continue
         full = p["sample_iters_timed"] == 100
-        rows.append("| %s | %g / %g | %.2g / %.2g | %d / %d | %.2g | 100 (fixed) | %s | %s |" % (
-            m, o["sample_max_iterations"], o["recon_max_iterations"], o["sample_max_residual"],
-            o["recon_max_residual"], o["sample_not_converged"], o["recon_not_converged"], o["recon_error"],
-            "%.2g / %.2g" % (p["sample_residual"], p["recon_residual"]) if full else "n/a †",
-            "%.2g" % p["recon_error"] if full else "n/a †"))
+        g = lambda d, k, f: f % d[k] if k in d else "–"
+        rows.append("| %s | %s / %s | %s / %s | %s / %s | %s | 100 (fixed) | %s / %s | %s |" % (
+            m, g(o, "sample_max_iterations", "%g"), g(o, "recon_max_iterations", "%g"),
+            g(o, "sample_max_residual", "%.2g"), g(o, "recon_max_residual", "%.2g"),
+            g(o, "sample_not_converged", "%d"), g(o, "recon_not_converged", "%d"), g(o, "recon_error", "%.2g"),
+            g(p, "sample_residual", "%.2g") if full else "n/a †", g(p, "recon_residual", "%.2g"),
+            g(p, "recon_error", "%.2g") if full else "n/a †"))
     return rows
 
 
@@ -254,7 +256,8 @@ def main():
            "## Inverse accuracy", ""]
     md += section_inverse(a.work, models)
     md += ["", "Block residual: max over blocks and samples of |z − f(x)| after the inverse. Reconstruction error: "
-           "max |x − f⁻¹(f(x))| over the eval batch, pixel values in [0, 1].", "",
+           "max |x − f⁻¹(f(x))| over the eval batch, pixel values in [0, 1]. –: not measured (the MNIST model's "
+           "inverse is only sampled, once).", "",
            "## Scaling: training images/s, small model", ""]
     md += section_scaling(a.work, summary)
     md += ["", "## Convolutions against the machine's peak", ""]

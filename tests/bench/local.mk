@@ -29,12 +29,14 @@ bench-kernels: $(BENCH_KERNELS)
 # PyTorch peer (tests/bench/mintnet_torch.py, /usr/bin/python3 with Debian's
 # python3-torch) on the same checkpoint, data and batch; it checks first that
 # both compute the same log-likelihood, then writes the table of ratios to
-# bench-mintnet.md (BENCH_MINTNET_OUT). `make bench` runs it first.
+# bench-mintnet.md (BENCH_MINTNET_OUT), with .json and .svg siblings. `make bench`
+# runs it too (run `make bench` without -j: timings must not overlap).
 EXTRA_PROGRAMS += tests/bench/bench_mintnet
 tests_bench_bench_mintnet_SOURCES = tests/bench/bench_mintnet.c
 tests_bench_bench_mintnet_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 tests_bench_bench_mintnet_LDADD = libmintgrad.la $(ZLIB_LIBS) $(OPENMP_CFLAGS) -lm
-EXTRA_DIST += tests/bench/run_bench.sh tests/bench/mintnet_torch.py tests/bench/check_torch_peer.py
+EXTRA_DIST += tests/bench/run_bench.sh tests/bench/mintnet_torch.py tests/bench/check_torch_peer.py \
+	tests/bench/bench_report.py
 
 BENCH_MINTNET_OUT = bench-mintnet.md
 bench-mintnet: tests/bench/bench_mintnet$(EXEEXT) plugins/mintnet/mintnet.la

@@ -74,10 +74,13 @@ fi
 MODELS="tiny small mnist"
 spec_of() { case $1 in tiny) echo "$SRC/examples/tiny.yaml" ;; small) echo "$SRC/examples/fashion_mintnet_small.yaml" ;;
             mnist) echo "$SRC/examples/mnist_mintnet.yaml" ;; esac; }
-pretrain_of() { case $1 in tiny) echo 100 ;; small) echo 200 ;; mnist) echo 5 ;; esac; }
+pretrain_of() { case $1 in tiny) echo 100 ;; small) echo 100 ;; mnist) echo 2 ;; esac; }
 reps_of() { case $1 in tiny) echo 21 ;; small) echo 11 ;; mnist) echo 3 ;; esac; }
 peer_iters_of() { case $1 in mnist) echo 10 ;; *) echo 100 ;; esac; }
 sample_reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
+# MNIST: one sampling run each, no reconstruction (a full inverse takes minutes)
+inv_what_of() { case $1 in mnist) echo sample ;; *) echo sample,recon ;; esac; }
+inv_warmup_of() { case $1 in mnist) echo 0 ;; *) echo 1 ;; esac; }
 if [ $QUICK = 1 ]; then
     reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
     sample_reps_of() { echo 1; }
@@ -113,19 +116,22 @@ done
 # ---- 3. timings, batch 32, 2 threads ------------------------------------------------------------
 for m in $MODELS; do
     r=$(reps_of $m)
-    log "$m: ours: convolutions, eval, sampling, reconstruction, training ($r reps)"
-    ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what conv,eval,sample,recon,train \
+    log "$m: ours: convolutions, eval, training ($r reps)"
+    ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what conv,eval,train \
         --reps "$r" > "$WORK/$m.ours.json"
+    log "$m: ours: $(inv_what_of $m) ($(sample_reps_of $m) reps)"
+    ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what "$(inv_what_of $m)" \
+        --reps "$(sample_reps_of $m)" --warmup "$(inv_warmup_of $m)" > "$WORK/$m.ours_inv.json"
     log "$m: peer: training, eval ($r reps)"
     peer 2 time --ckpt "$WORK/$m.safetensors" --what train,eval --reps "$r" > "$WORK/$m.peer.json"
-    log "$m: peer: sampling and reconstruction, $(peer_iters_of $m) of 100 iterations timed"
-    peer 2 time --ckpt "$WORK/$m.safetensors" --what sample,recon --sample-reps "$(sample_reps_of $m)" \
+    log "$m: peer: $(inv_what_of $m), $(peer_iters_of $m) of 100 iterations timed"
+    peer 2 time --ckpt "$WORK/$m.safetensors" --what "$(inv_what_of $m)" --sample-reps "$(sample_reps_of $m)" \
         --inverse-iters 100 --time-iters "$(peer_iters_of $m)" > "$WORK/$m.peer_inv.json"
 done
 
 # ---- peak resident memory of a training run ---------------------------------------------------------
 for m in small mnist; do
-    steps=$([ $m = mnist ] && echo 3 || echo 20)
+    steps=$([ $m = mnist ] && echo 2 || echo 20)
     log "$m: peak memory of $steps training steps"
     ours 2 memory --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --steps $steps > "$WORK/$m.ours_mem.json"
     peer 2 memory --ckpt "$WORK/$m.safetensors" --steps $steps > "$WORK/$m.peer_mem.json"

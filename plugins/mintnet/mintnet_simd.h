@@ -1,0 +1,346 @@
+/* plugins/mintnet/mintnet_simd.h: what makes the plugin's own kernels fast
+ * without special build flags.
+ *
+ * MN_HOT marks a kernel for function multiversioning: GCC compiles it for
+ * x86-64-v4 (AVX-512), v3 (AVX2) and the baseline, and picks one at load
+ * time from the CPU, so a default (-O2, SSE2) build still runs AVX-512 code
+ * where available. Kernels marked MN_HOT keep their OpenMP loops outside
+ * (they are called per work unit).
+ *
+ * mn_elu_pair_f32 computes ELU and its derivative with one polynomial
+ * exponential that vectorises (libm's expf/expm1f do not): for h <= 0,
+ *   -0.69 <= h:  a = expm1(h) by its Taylor series to h^10 (error < 1e-9),
+ *                e = a + 1
+ *   h < -0.69:   e = 2^k p(r), h = k ln2 + r, |r| <= ln2/2, p the Taylor
+ *                series of exp to r^7 (relative error < 3e-9); a = e - 1
+ * which is within an ulp or two of the float results of libm. */
+#ifndef MINTNET_SIMD_H
+#define MINTNET_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MN_NO_CLONES)
+#define MN_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MN_HOT
+/* The same in double: Taylor series to h^17 for expm1 on [-0.69, 0] and to
+ * r^13 for exp(r), |r| <= ln2/2 (both below 1e-16 relative). */
+MN_INLINE double mn_exp_neg_f64(double h)
+{
+    const double log2e = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01,
+                 ln2_lo = 1.90821492927058770002e-10, magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double hc = h >= -708.0 ? h : -708.0;
+    double k = (hc * log2e + magic) - magic;
+    double r = (hc - k * ln2_hi) - k * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t bits = ((int64_t)k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    double v = p * scale;
+    return h >= -708.0 ? v : (h != h ? h : 0.0);
+}
+
+MN_INLINE double mn_expm1_small_f64(double h)
+{
+    double p = 1.0 / 355687428096000.0;
+    p = p * h + 1.0 / 20922789888000.0;
+    p = p * h + 1.0 / 1307674368000.0;
+    p = p * h + 1.0 / 87178291200.0;
+    p = p * h + 1.0 / 6227020800.0;
+    p = p * h + 1.0 / 479001600.0;
+    p = p * h + 1.0 / 39916800.0;
+    p = p * h + 1.0 / 3628800.0;
+    p = p * h + 1.0 / 362880.0;
+    p = p * h + 1.0 / 40320.0;
+    p = p * h + 1.0 / 5040.0;
+    p = p * h + 1.0 / 720.0;
+    p = p * h + 1.0 / 120.0;
+    p = p * h + 1.0 / 24.0;
+    p = p * h + 1.0 / 6.0;
+    p = p * h + 0.5;
+    return (p * h) * h + h;
+}
+
+MN_INLINE void mn_elu_pair_f64(double h, double *a, double *e)
+{
+    double small = mn_expm1_small_f64(h > -0.69 ? (h > 0 ? 0.0 : h) : -0.69);
+    double big = mn_exp_neg_f64(h < -0.69 ? h : -0.69);
+    double an = h > -0.69 ? small : big - 1.0;
+    double en = h > -0.69 ? small + 1.0 : big;
+    *a = h > 0 || h != h ? h : an;
+    *e = h > 0 ? 1.0 : (h != h ? h : en);
+}
+
+/* ---- small GEMMs of the Jacobian diagonal (float) --------------------------------------
+ * Register-blocked with GCC vector extensions: 16 floats per vector, four
+ * output rows by two vectors in flight. Rows of `in` and `out` have stride st;
+ * np is padded up to a multiple of 16 (the padding of `in` must hold finite
+ * values; the padding of `out` gets garbage). */
+typedef float mn_v16 __attribute__((vector_size(64), aligned(4)));
+/* The helpers below are always inlined, so their vector-passing ABI never
+ * shows; GCC would warn about it in the baseline clone. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+MN_INLINE mn_v16 mn_ld16(const float *p)
+{
+    mn_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+MN_INLINE void mn_st16(float *p, mn_v16 v) { memcpy(p, &v, sizeof v); }
+
+/* out[r][p] = sum_k M[r*ms + k*ks] in[k][p], r < R, k < K, p < np (padded).
+ * (ms, ks) = (K, 1) multiplies by M, (1, R) by M transposed. */
+MN_INLINE void mn_small_gemm(const float *M, int64_t ms, int64_t ks, const float *in, float *out, int64_t R,
+                             int64_t K, int64_t st, int64_t np)
+{
+    const int64_t npad = (np + 15) & ~(int64_t)15;
+    for (int64_t r = 0; r < R; r += 4) {
+        const int64_t nr = R - r < 4 ? R - r : 4;
+        const float *m0 = M + r * ms, *m1 = M + (r + (nr > 1)) * ms, *m2 = M + (r + (nr > 2) * 2) * ms,
+                    *m3 = M + (r + (nr > 3) * 3) * ms;
+        for (int64_t p = 0; p < npad; p += 32) {
+            const int two = p + 16 < npad;
+            mn_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+            for (int64_t k = 0; k < K; k++) {
+                const float *src = in + k * st + p;
+                const float w0 = m0[k * ks], w1 = m1[k * ks], w2 = m2[k * ks], w3 = m3[k * ks];
+                mn_v16 v = mn_ld16(src);
+                a0 += w0 * v, a1 += w1 * v, a2 += w2 * v, a3 += w3 * v;
+                if (two) {
+                    mn_v16 u = mn_ld16(src + 16);
+                    b0 += w0 * u, b1 += w1 * u, b2 += w2 * u, b3 += w3 * u;
+                }
+            }
+            mn_v16 av[4] = {a0, a1, a2, a3}, bv[4] = {b0, b1, b2, b3};
+            for (int64_t j = 0; j < nr; j++) {
+                mn_st16(out + (r + j) * st + p, av[j]);
+                if (two) mn_st16(out + (r + j) * st + p + 16, bv[j]);
+            }
+        }
+    }
+}
+
+/* acc[r][c] += sum_p u[r][p] t[p][c] for r < R, c < Kp (a multiple of 16),
+ * p < np; u rows have stride st, t rows (pixel-major) and acc rows Kp. */
+MN_INLINE void mn_outer_acc(float *acc, const float *u, int64_t st, const float *t, int64_t Kp, int64_t R, int64_t np)
+{
+    for (int64_t r = 0; r < R; r += 4) {
+        const int64_t nr = R - r < 4 ? R - r : 4;
+        const float *u0 = u + r * st, *u1 = u + (r + (nr > 1)) * st, *u2 = u + (r + (nr > 2) * 2) * st,
+                    *u3 = u + (r + (nr > 3) * 3) * st;
+        for (int64_t c = 0; c < Kp; c += 16) {
+            mn_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t p = 0; p < np; p++) {
+                mn_v16 v = mn_ld16(t + p * Kp + c);
+                a0 += u0[p] * v, a1 += u1[p] * v, a2 += u2[p] * v, a3 += u3[p] * v;
+            }
+            mn_v16 av[4] = {a0, a1, a2, a3};
+            for (int64_t j = 0; j < nr; j++) mn_st16(acc + (r + j) * Kp + c, mn_ld16(acc + (r + j) * Kp + c) + av[j]);
+        }
+    }
+}
+
+#endif
+
+/* For helpers of MN_HOT kernels: inlined, so each clone gets its own copy. */
+#define MN_INLINE static inline __attribute__((always_inline))
+
+/* exp(h) for h <= 0 in float (0 below -87.3; NaN stays NaN). Rounding to
+ * an integer by adding and subtracting 1.5 * 2^23 vectorises on any SSE. */
+MN_INLINE float mn_exp_neg_f32(float h)
+{
+    const float log2e = 1.44269504089f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187e-06f;
+    const float magic = 12582912.0f;
+    float hc = h >= -87.3f ? h : -87.3f;
+    float k = (hc * log2e + magic) - magic;
+    float r = (hc - k * ln2_hi) - k * ln2_lo;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float v = p * scale;
+    return h >= -87.3f ? v : (h != h ? h : 0.0f);
+}
+
+/* expm1(h) for -0.7 <= h <= 0 in float. */
+MN_INLINE float mn_expm1_small_f32(float h)
+{
+    float p = 1.0f / 3628800;
+    p = p * h + 1.0f / 362880;
+    p = p * h + 1.0f / 40320;
+    p = p * h + 1.0f / 5040;
+    p = p * h + 1.0f / 720;
+    p = p * h + 1.0f / 120;
+    p = p * h + 1.0f / 24;
+    p = p * h + 1.0f / 6;
+    p = p * h + 0.5f;
+    return (p * h) * h + h;
+}
+
+/* *a = ELU(h), *e = ELU'(h). Branch-free, so loops over it vectorise. */
+MN_INLINE void mn_elu_pair_f32(float h, float *a, float *e)
+{
+    float small = mn_expm1_small_f32(h > -0.69f ? (h > 0 ? 0.0f : h) : -0.69f);
+    float big = mn_exp_neg_f32(h < -0.69f ? h : -0.69f);
+    float an = h > -0.69f ? small : big - 1.0f;
+    float en = h > -0.69f ? small + 1.0f : big;
+    *a = h > 0 || h != h ? h : an;
+    *e = h > 0 ? 1.0f : (h != h ? h : en);
+}
+
+/* The same in double: Taylor series to h^17 for expm1 on [-0.69, 0] and to
+ * r^13 for exp(r), |r| <= ln2/2 (both below 1e-16 relative). */
+MN_INLINE double mn_exp_neg_f64(double h)
+{
+    const double log2e = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01,
+                 ln2_lo = 1.90821492927058770002e-10, magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double hc = h >= -708.0 ? h : -708.0;
+    double k = (hc * log2e + magic) - magic;
+    double r = (hc - k * ln2_hi) - k * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t bits = ((int64_t)k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    double v = p * scale;
+    return h >= -708.0 ? v : (h != h ? h : 0.0);
+}
+
+MN_INLINE double mn_expm1_small_f64(double h)
+{
+    double p = 1.0 / 355687428096000.0;
+    p = p * h + 1.0 / 20922789888000.0;
+    p = p * h + 1.0 / 1307674368000.0;
+    p = p * h + 1.0 / 87178291200.0;
+    p = p * h + 1.0 / 6227020800.0;
+    p = p * h + 1.0 / 479001600.0;
+    p = p * h + 1.0 / 39916800.0;
+    p = p * h + 1.0 / 3628800.0;
+    p = p * h + 1.0 / 362880.0;
+    p = p * h + 1.0 / 40320.0;
+    p = p * h + 1.0 / 5040.0;
+    p = p * h + 1.0 / 720.0;
+    p = p * h + 1.0 / 120.0;
+    p = p * h + 1.0 / 24.0;
+    p = p * h + 1.0 / 6.0;
+    p = p * h + 0.5;
+    return (p * h) * h + h;
+}
+
+MN_INLINE void mn_elu_pair_f64(double h, double *a, double *e)
+{
+    double small = mn_expm1_small_f64(h > -0.69 ? (h > 0 ? 0.0 : h) : -0.69);
+    double big = mn_exp_neg_f64(h < -0.69 ? h : -0.69);
+    double an = h > -0.69 ? small : big - 1.0;
+    double en = h > -0.69 ? small + 1.0 : big;
+    *a = h > 0 || h != h ? h : an;
+    *e = h > 0 ? 1.0 : (h != h ? h : en);
+}
+
+/* ---- small GEMMs of the Jacobian diagonal (float) --------------------------------------
+ * Register-blocked with GCC vector extensions: 16 floats per vector, four
+ * output rows by two vectors in flight. Rows of `in` and `out` have stride st;
+ * np is padded up to a multiple of 16 (the padding of `in` must hold finite
+ * values; the padding of `out` gets garbage). */
+typedef float mn_v16 __attribute__((vector_size(64), aligned(4)));
+/* The helpers below are always inlined, so their vector-passing ABI never
+ * shows; GCC would warn about it in the baseline clone. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+MN_INLINE mn_v16 mn_ld16(const float *p)
+{
+    mn_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+MN_INLINE void mn_st16(float *p, mn_v16 v) { memcpy(p, &v, sizeof v); }
+
+/* out[r][p] = sum_k M[r*ms + k*ks] in[k][p], r < R, k < K, p < np (padded).
+ * (ms, ks) = (K, 1) multiplies by M, (1, R) by M transposed. */
+MN_INLINE void mn_small_gemm(const float *M, int64_t ms, int64_t ks, const float *in, float *out, int64_t R,
+                             int64_t K, int64_t st, int64_t np)
+{
+    const int64_t npad = (np + 15) & ~(int64_t)15;
+    for (int64_t r = 0; r < R; r += 4) {
+        const int64_t nr = R - r < 4 ? R - r : 4;
+        const float *m0 = M + r * ms, *m1 = M + (r + (nr > 1)) * ms, *m2 = M + (r + (nr > 2) * 2) * ms,
+                    *m3 = M + (r + (nr > 3) * 3) * ms;
+        for (int64_t p = 0; p < npad; p += 32) {
+            const int two = p + 16 < npad;
+            mn_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+            for (int64_t k = 0; k < K; k++) {
+                const float *src = in + k * st + p;
+                const float w0 = m0[k * ks], w1 = m1[k * ks], w2 = m2[k * ks], w3 = m3[k * ks];
+                mn_v16 v = mn_ld16(src);
+                a0 += w0 * v, a1 += w1 * v, a2 += w2 * v, a3 += w3 * v;
+                if (two) {
+                    mn_v16 u = mn_ld16(src + 16);
+                    b0 += w0 * u, b1 += w1 * u, b2 += w2 * u, b3 += w3 * u;
+                }
+            }
+            mn_v16 av[4] = {a0, a1, a2, a3}, bv[4] = {b0, b1, b2, b3};
+            for (int64_t j = 0; j < nr; j++) {
+                mn_st16(out + (r + j) * st + p, av[j]);
+                if (two) mn_st16(out + (r + j) * st + p + 16, bv[j]);
+            }
+        }
+    }
+}
+
+/* acc[r][c] += sum_p u[r][p] t[p][c] for r < R, c < Kp (a multiple of 16),
+ * p < np; u rows have stride st, t rows (pixel-major) and acc rows Kp. */
+MN_INLINE void mn_outer_acc(float *acc, const float *u, int64_t st, const float *t, int64_t Kp, int64_t R, int64_t np)
+{
+    for (int64_t r = 0; r < R; r += 4) {
+        const int64_t nr = R - r < 4 ? R - r : 4;
+        const float *u0 = u + r * st, *u1 = u + (r + (nr > 1)) * st, *u2 = u + (r + (nr > 2) * 2) * st,
+                    *u3 = u + (r + (nr > 3) * 3) * st;
+        for (int64_t c = 0; c < Kp; c += 16) {
+            mn_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t p = 0; p < np; p++) {
+                mn_v16 v = mn_ld16(t + p * Kp + c);
+                a0 += u0[p] * v, a1 += u1[p] * v, a2 += u2[p] * v, a3 += u3[p] * v;
+            }
+            mn_v16 av[4] = {a0, a1, a2, a3};
+            for (int64_t j = 0; j < nr; j++) mn_st16(acc + (r + j) * Kp + c, mn_ld16(acc + (r + j) * Kp + c) + av[j]);
+        }
+    }
+}
+
+#endif
