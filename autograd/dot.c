@@ -569,7 +569,7 @@ static void table_label(sbuf *b, const dot_state *st, int s, dot_item *it)
     char total[64];
     snprintf(total, sizeof total, "<B>%lld</B>", (long long)it->numel);
     table_cell(b, "LEFT", " COLSPAN=\"2\"", it->grey ? fg : NULL,
-               bwd ? "<B>parameter gradients</B>" : "<B>parameters</B>");
+               bwd ? "<B>gradients</B>" : "<B>parameters</B>");
     table_cell(b, "RIGHT", "", it->grey ? fg : NULL, total);
     sb_puts(b, "</TR>\n  <HR/>");
     for (int v = 0; v < st->nv; v++)
@@ -959,8 +959,10 @@ static void emit_cluster(sbuf *b, const dot_state *st, int s, int depth)
         sb_escape(b, sc->type);
         sb_puts(b, ")");
     }
-    sb_printf(b, "\"; labeljust=l;\n%*sstyle=\"rounded,filled\"; color=\"#888888\"; fillcolor=\"%s\";\n",
-              2 * depth + 2, "", depth % 2 ? "#f6f6f6" : "#ececec");
+    /* the label goes above the parameters (left of their node forward,
+     * right of it backward), clear of the edges coming into the node */
+    sb_printf(b, "\"; labeljust=%s;\n%*sstyle=\"rounded,filled\"; color=\"#888888\"; fillcolor=\"%s\";\n",
+              st->o.view == MG_DOT_BACKWARD ? "r" : "l", 2 * depth + 2, "", depth % 2 ? "#f6f6f6" : "#ececec");
     for (int i = 0; i < st->ni; i++)
         if (st->items[i].scope == s) emit_item(b, &st->items[i], depth + 1);
     emit_ranks(b, st, s, depth + 1);

@@ -6,8 +6,8 @@
 # <model>-<view>[-collapsed].svg:
 #   tiny, fashion_small  forward (collapsed and expanded), backward, inverse
 #   mnist                forward collapsed only (its expanded views are huge)
-# The expanded views of the 14-layer Fashion model are laid out left to
-# right, which halves their width; the others run top to bottom.
+# All run top to bottom: in the expanded views each layer's parameters are
+# one table beside its op, so the layers stack in one narrow column.
 MG_GRAPHS_DIR = $(abs_top_srcdir)/docs/graphs
 MG_GRAPH = $(abs_top_builddir)/mintgrad$(EXEEXT) graph
 MG_EX = $(abs_top_srcdir)/examples
@@ -23,11 +23,10 @@ docs-graphs: mintgrad$(EXEEXT)
 	$(MG_GRAPH) $(MG_EX)/tiny.yaml --view inverse -o $(MG_GRAPHS_DIR)/tiny-inverse.svg
 	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --collapse \
 		-o $(MG_GRAPHS_DIR)/fashion_small-forward-collapsed.svg
-	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --left-to-right \
-		-o $(MG_GRAPHS_DIR)/fashion_small-forward.svg
-	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --view backward --left-to-right \
+	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml -o $(MG_GRAPHS_DIR)/fashion_small-forward.svg
+	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --view backward \
 		-o $(MG_GRAPHS_DIR)/fashion_small-backward.svg
-	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --view inverse --left-to-right \
+	$(MG_GRAPH) $(MG_EX)/fashion_mintnet_small.yaml --view inverse \
 		-o $(MG_GRAPHS_DIR)/fashion_small-inverse.svg
 	$(MG_GRAPH) $(MG_EX)/mnist_mintnet.yaml --collapse -o $(MG_GRAPHS_DIR)/mnist-forward-collapsed.svg
 

@@ -87,7 +87,8 @@ typedef struct mg_dot_opts {
     mg_dot_params params;   /* MG_DOT_PARAMS_TABLE (default) or _BOXES */
 } mg_dot_opts;
 
-/* Defaults: forward view, expanded scopes, no exec, no title. */
+/* Defaults: forward view, expanded scopes, parameter tables, no exec, no
+ * title. */
 mg_dot_opts mg_dot_defaults(void);
 
 /* Writes g as DOT text to f. opts may be NULL (defaults). Fails with
