@@ -245,6 +245,7 @@ static mg_status finish(trainer *t, const train_opts *o)
     if (s == MG_OK && !o->no_final_eval) {
         fprintf(stderr, "evaluating on the %" PRId64 " test images...\n", t->test.n);
         s = test_eval(t, 0, &t->test_bpd);
+        if (s == MG_OK) train_csv_row(t, NAN, NAN, NAN, t->test_bpd, NAN, NAN);
         if (s == MG_OK) s = train_save(t); /* again, with test_bpd in its metadata */
     }
     if (s == MG_OK) s = train_curve(t);

@@ -55,31 +55,36 @@ static void draw_axes(FILE *f, const axis *ax, const axis *ay, const char *xl, c
 
 static void draw_series(FILE *f, const plot_series *s, int k, const axis *ax, const axis *ay)
 {
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", s->color);
+    fprintf(f, "<polyline clip-path='url(#area)' fill='none' stroke='%s' stroke-width='1.5' points='", s->color);
     for (int64_t i = 0; i < s->n; i++)
         if (isfinite(s->y[i])) fprintf(f, "%.1f,%.1f ", px(ax, s->x[i]), py(ay, s->y[i]));
     fprintf(f, "'/>\n");
     for (int64_t i = 0; s->dots && i < s->n; i++)
         if (isfinite(s->y[i]))
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(ax, s->x[i]), py(ay, s->y[i]), s->color);
+            fprintf(f, "<circle clip-path='url(#area)' cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(ax, s->x[i]),
+                    py(ay, s->y[i]), s->color);
     int ly = MT + 16 + 18 * k;
     fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='%s' stroke-width='3'/><text x='%d' y='%d'>%s</text>\n",
             W - MR - 190, ly - 4, W - MR - 165, ly - 4, s->color, W - MR - 158, ly, s->name);
 }
 
 mg_status plot_write_svg(mg_ctx *ctx, const char *path, const char *title, const char *xlabel, const char *ylabel,
-                         const plot_series *s, int n)
+                         const plot_series *s, int n, double ylo_want, double yhi_want)
 {
     FILE *f = fopen(path, "w");
     if (!f) return mg_ctx_fail(ctx, MG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     double xlo, xhi, ylo, yhi;
     data_range(s, n, 0, &xlo, &xhi);
     data_range(s, n, 1, &ylo, &yhi);
+    if (isfinite(ylo_want)) ylo = ylo_want;
+    if (isfinite(yhi_want)) yhi = yhi_want;
     axis ax = nice_axis(xlo, xhi), ay = nice_axis(ylo, yhi);
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' "
             "font-size='12'>\n<rect width='100%%' height='100%%' fill='#fafafa'/>\n", W, H);
     fprintf(f, "<text x='%d' y='24' text-anchor='middle' font-size='15'>%s</text>\n", W / 2, title);
     draw_axes(f, &ax, &ay, xlabel, ylabel);
+    fprintf(f, "<clipPath id='area'><rect x='%d' y='%d' width='%d' height='%d'/></clipPath>\n", ML, MT,
+            W - ML - MR, H - MT - MB);
     for (int k = 0; k < n; k++) draw_series(f, &s[k], k, &ax, &ay);
     fprintf(f, "</svg>\n");
     int bad = ferror(f);

@@ -13,8 +13,10 @@ typedef struct plot_series {
 } plot_series;
 
 /* Writes an SVG line chart of the series (axes with round ticks, a legend)
- * to `path`. MG_ERR_IO on failure (message names the path). */
+ * to `path`. The y axis spans [ylo, yhi] (widened to round ticks); NAN for
+ * either means the data's range; lines leaving the area are clipped.
+ * MG_ERR_IO on failure (message names the path). */
 mg_status plot_write_svg(mg_ctx *ctx, const char *path, const char *title, const char *xlabel,
-                         const char *ylabel, const plot_series *s, int n_series);
+                         const char *ylabel, const plot_series *s, int n_series, double ylo, double yhi);
 
 #endif

@@ -264,6 +264,18 @@ static void smooth(double *y, int64_t n, int64_t w)
     mg_free(c);
 }
 
+/* The y range worth showing: everything but the first 5% of the steps,
+ * whose values from the untrained model would squash the rest. */
+static void curve_yrange(const curve *c, double *lo, double *hi)
+{
+    *lo = INFINITY, *hi = -INFINITY;
+    double x0 = c->n ? c->x[0] : 0, x1 = c->n ? c->x[c->n - 1] : 0, skip = x0 + 0.05 * (x1 - x0);
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->x[i] >= skip) *lo = fmin(*lo, c->y[i]), *hi = fmax(*hi, c->y[i]);
+    for (int64_t i = 0; i < c->tn; i++) *lo = fmin(*lo, c->ty[i]), *hi = fmax(*hi, c->ty[i]);
+    if (!(*lo <= *hi)) *lo = *hi = NAN;
+}
+
 mg_status train_curve(trainer *t)
 {
     FILE *f = fopen(t->csv_path, "r");
@@ -280,8 +292,12 @@ mg_status train_curve(trainer *t)
     plot_series ser[2] = {{"train (running mean)", "#1f77b4", c.x, c.y, c.n, 0},
                           {"test", "#d62728", c.tx, c.ty, c.tn, 1}};
     char title[512];
-    snprintf(title, sizeof title, "%s: bits/dim", t->S->spec->filename);
-    if (s == MG_OK) s = plot_write_svg(t->S->ctx, t->curve_path, title, "step", "bits/dim", ser, c.tn ? 2 : 1);
+    const char *base = strrchr(t->S->spec->filename, '/');
+    snprintf(title, sizeof title, "%s: bits/dim", base ? base + 1 : t->S->spec->filename);
+    double ylo, yhi;
+    curve_yrange(&c, &ylo, &yhi);
+    if (s == MG_OK)
+        s = plot_write_svg(t->S->ctx, t->curve_path, title, "step", "bits/dim", ser, c.tn ? 2 : 1, ylo, yhi);
     mg_free(c.x), mg_free(c.y), mg_free(c.tx), mg_free(c.ty);
     return s;
 }

@@ -13,26 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/_build}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-packages=(autoconf automake libtool pkg-config make gcc libc6-dev
-          libdnnl-dev libyaml-dev libcriterion-dev libgraphviz-dev graphviz
-          libjson-c-dev libpng-dev zlib1g-dev)
-
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -eq 0 ]; then
-        echo "tests/run.sh: installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        echo "tests/run.sh: missing Debian packages. Install them with:" >&2
-        echo "  sudo apt-get install ${missing[*]}" >&2
-        exit 2
-    fi
-fi
+"$top/tests/install-deps.sh"
 
 cd "$top"
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi

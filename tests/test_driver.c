@@ -217,7 +217,7 @@ Test(driver, train_writes_run_directory)
     HAS(out, "test bits/dim:");
     HAS(err, "step 3: test bits/dim");
     char *csv = slurp(tpath("run/metrics.csv"));
-    cr_assert_eq(count_lines(csv), 7, "metrics.csv:\n%s", csv);
+    cr_assert_eq(count_lines(csv), 8, "metrics.csv:\n%s", csv); /* header, 6 steps, final test */
     HAS(csv, "step,epoch,lr,loss,train_bpd,test_bpd");
     free(csv);
     char *svg = slurp(tpath("run/curve.svg"));
@@ -553,7 +553,7 @@ Test(driver, svg_plot)
     mg_ctx *ctx = tu_ctx();
     double x[4] = {1, 2, 3, 4}, y[4] = {5.5, 4.25, NAN, 3.0};
     plot_series s = {"train", "#123456", x, y, 4, 1};
-    cr_assert_eq(plot_write_svg(ctx, tpath("p.svg"), "title", "step", "bits/dim", &s, 1), MG_OK);
+    cr_assert_eq(plot_write_svg(ctx, tpath("p.svg"), "title", "step", "bits/dim", &s, 1, NAN, NAN), MG_OK);
     char *svg = slurp(tpath("p.svg"));
     HAS(svg, "<svg");
     HAS(svg, "</svg>");
@@ -561,7 +561,7 @@ Test(driver, svg_plot)
     HAS(svg, ">train<");
     cr_assert_null(strstr(svg, "nan"));
     free(svg);
-    cr_assert_eq(plot_write_svg(ctx, tpath("none/p.svg"), "t", "x", "y", &s, 1), MG_ERR_IO);
+    cr_assert_eq(plot_write_svg(ctx, tpath("none/p.svg"), "t", "x", "y", &s, 1, 0, 10), MG_ERR_IO);
     mg_ctx_free(ctx);
 }
 

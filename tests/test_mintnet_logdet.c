@@ -201,6 +201,46 @@ Test(mintnet_logdet, dense_jacobian)
     mg_ctx_free(ctx);
 }
 
+/* The plugin's own convolution (f64 and f32) against the reference, with
+ * several row blocks, a width beyond the accumulator (the fallback loop),
+ * zero (masked) taps, and a sample list: unlisted samples are not written. */
+Test(mintnet_logdet, own_convolution)
+{
+    /* {N, I, O, H, W} */
+    static const int64_t cases[][5] = {{3, 3, 5, 45, 100}, {2, 2, 3, 3, 2100}, {2, 4, 1, 7, 7}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int64_t *c = cases[k], N = c[0], I = c[1], O = c[2], H = c[3], W = c[4];
+        const mn_conv3 cs = {N, I, O, H, W};
+        double *x = malloc(sizeof(double) * N * I * H * W), *y = malloc(sizeof(double) * N * O * H * W);
+        double *w = malloc(sizeof(double) * O * I * 9), *pad = calloc((size_t)(N * I * (H + 2) * (W + 2)), 8);
+        float *xf = malloc(sizeof(float) * N * I * H * W), *yf = malloc(sizeof(float) * N * O * H * W);
+        float *wf = malloc(sizeof(float) * O * I * 9), *padf = calloc((size_t)(N * I * (H + 2) * (W + 2)), 4);
+        double *yr = malloc(sizeof(double) * O * H * W), bd[8];
+        float b[8];
+        mg_rng r;
+        mg_rng_seed(&r, 600 + k);
+        for (int64_t i = 0; i < N * I * H * W; i++) xf[i] = (float)(x[i] = mg_rng_uniform(&r) * 2 - 1);
+        for (int64_t i = 0; i < O * I * 9; i++) wf[i] = (float)(w[i] = (i / 9) % 3 == 1 ? 0 : mg_rng_uniform(&r) - 0.5);
+        for (int64_t i = 0; i < O; i++) bd[i] = b[i] = (float)(mg_rng_uniform(&r) - 0.5);
+        for (int64_t i = 0; i < N * O * H * W; i++) y[i] = yf[i] = -7;
+        const int act[1] = {N - 1};
+        mn_conv3_f64(&cs, x, pad, w, b, y, act, 1);
+        mn_conv3_f32(&cs, xf, padf, wf, b, yf, act, 1);
+        ref_conv(x + (N - 1) * I * H * W, I, O, H, W, w, bd, yr);
+        double e64 = 0, e32 = 0;
+        int64_t untouched = 0;
+        for (int64_t i = 0; i < O * H * W; i++) {
+            e64 = fmax(e64, fabs(y[(N - 1) * O * H * W + i] - yr[i]));
+            e32 = fmax(e32, fabs(yf[(N - 1) * O * H * W + i] - yr[i]));
+        }
+        for (int64_t i = 0; i < (N - 1) * O * H * W; i++) untouched += y[i] == -7 && yf[i] == -7;
+        cr_expect_leq(e64, 1e-13, "case %zu: f64 error %g", k, e64);
+        cr_expect_leq(e32, 1e-5, "case %zu: f32 error %g", k, e32);
+        cr_expect_eq(untouched, (N - 1) * O * H * W, "case %zu: unlisted samples were written", k);
+        free(x), free(y), free(w), free(pad), free(xf), free(yf), free(wf), free(padf), free(yr);
+    }
+}
+
 /* Large weights push h far into both ELU branches; the log-det must still
  * match the reference and stay finite. */
 Test(mintnet_logdet, large_weights)

@@ -43,6 +43,48 @@ Test(mintnet_mask, counts)
     cr_expect_eq(mn_mask_count(MN_MASK_A, 3, 3, 3), 3 * 5 + 3 * 9);
 }
 
+/* The op's output equals the reference convolution with the masked weight. */
+Test(mintnet_mask, masked_conv_forward_matches_reference)
+{
+    /* {N, Cin, Cout, H, W, C} */
+    static const int64_t cases[][6] = {{2, 2, 4, 3, 5, 2}, {1, 3, 3, 4, 4, 3}, {2, 1, 5, 2, 3, 1}};
+    mg_ctx *ctx = mn_ctx();
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int m = 0; m < 2; m++) {
+            const int64_t *c = cases[k], N = c[0], I = c[1], O = c[2], H = c[3], W = c[4];
+            const int64_t sx[4] = {N, I, H, W}, sw[4] = {O, I, 3, 3}, sb[1] = {O};
+            mg_tensor *in[3] = {tu_rand(MG_F32, 4, sx, -1, 1, 70 + k), tu_rand(MG_F32, 4, sw, -1, 1, 80 + k),
+                                tu_rand(MG_F32, 1, sb, -1, 1, 90 + k)};
+            char mask = m ? 'B' : 'A';
+            mg_attrs *a = tb_attrs(mask);
+            mg_attrs_set_int(a, "channels", c[5]);
+            trun r;
+            tr_open(&r, ctx, "mintnet.masked_conv2d", in, 3, a);
+            tr_forward(&r);
+            double *w = malloc(sizeof(double) * O * I * 9), *wm = malloc(sizeof(double) * O * I * 9);
+            double *x = malloc(sizeof(double) * I * H * W), *y = malloc(sizeof(double) * O * H * W), b[8];
+            for (int64_t i = 0; i < O * I * 9; i++) w[i] = mg_tensor_get(in[1], i);
+            for (int64_t i = 0; i < O; i++) b[i] = mg_tensor_get(in[2], i);
+            ref_masked(mask, c[5], O, I, w, wm);
+            double err = 0;
+            for (int64_t n = 0; n < N; n++) {
+                for (int64_t i = 0; i < I * H * W; i++) x[i] = mg_tensor_get(in[0], n * I * H * W + i);
+                ref_conv(x, I, O, H, W, wm, b, y);
+                for (int64_t i = 0; i < O * H * W; i++)
+                    err = fmax(err, fabs(mg_tensor_get(tr_out(&r, 0), n * O * H * W + i) - y[i]));
+            }
+            cr_expect_leq(err, 1e-5, "case %zu mask %c: error %g", k, mask, err);
+            free(w);
+            free(wm);
+            free(x);
+            free(y);
+            tr_close(&r);
+            mg_attrs_free(a);
+            for (int i = 0; i < 3; i++) mg_tensor_free(in[i]);
+        }
+    mg_ctx_free(ctx);
+}
+
 /* Order key of channel q, pixel p for sub-blocks of C: (q mod C) HW + p. */
 static int64_t key(int64_t q, int64_t p, int64_t C, int64_t HW) { return (q % C) * HW + p; }
 

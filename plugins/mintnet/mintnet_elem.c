@@ -19,8 +19,6 @@ int64_t mn_diag_tile(const mn_dims *d)
 #define MN_T float
 #define MN_IS_F32 1
 #define MN_SFX f32
-#define MN_EXP expf
-#define MN_EXPM1 expm1f
 #define MN_LOG logf
 #define MN_FABS fabsf
 #define MN_WT(w, name) ((w)->name##f)
@@ -28,8 +26,6 @@ int64_t mn_diag_tile(const mn_dims *d)
 #undef MN_T
 #undef MN_IS_F32
 #undef MN_SFX
-#undef MN_EXP
-#undef MN_EXPM1
 #undef MN_LOG
 #undef MN_FABS
 #undef MN_WT
@@ -37,8 +33,6 @@ int64_t mn_diag_tile(const mn_dims *d)
 #define MN_T double
 #define MN_IS_F32 0
 #define MN_SFX f64
-#define MN_EXP exp
-#define MN_EXPM1 expm1
 #define MN_LOG log
 #define MN_FABS fabs
 #define MN_WT(w, name) ((w)->name)

@@ -9,16 +9,12 @@
 #define MN_CAT(a, b) MN_CAT2(a, b)
 #define MN_FN(name) MN_CAT(name, MN_SFX)
 
-/* a = ELU(h), he: h -> ELU'(h) over n elements (one work unit). */
+/* a = ELU(h), he: h -> ELU'(h) over n elements (one work unit), with the
+ * vectorised polynomial exponentials of mintnet_simd.h. */
 MN_HOT static void MN_FN(elu_chunk)(MN_T *restrict h, MN_T *restrict o, int64_t n)
 {
-#if MN_IS_F32
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) mn_elu_pair_f32(h[i], &o[i], &h[i]);
-#else
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) mn_elu_pair_f64(h[i], &o[i], &h[i]);
-#endif
+    for (int64_t i = 0; i < n; i++) MN_FN(mn_elu_pair)(h[i], &o[i], &h[i]);
 }
 
 /* he, a are [N, per] (per = channels * HW); only the samples in act. */
@@ -35,8 +31,8 @@ void MN_FN(mn_elu)(MN_T *he, MN_T *a, int64_t per, const mn_dims *d, const int *
 }
 
 /* One (sample, channel, tile) unit of the diagonal: D over np pixels from p0,
- * and y += tau x there (y not NULL); returns sum log D (if want_log). d1, d2 are scratch
- * rows of stride P (float: padded to 16 for the small GEMM). */
+ * and y += tau x there (y not NULL); returns sum log D (if want_log). d1,
+ * d2 are scratch rows of stride P (float: padded to 16 for the small GEMM). */
 MN_HOT static double MN_FN(diag_tile)(const mn_wts *w, const MN_T *e1, const MN_T *e2, const MN_T *tau, MN_T *D,
                                       const MN_T *x, MN_T *y, int64_t n, int64_t c, int64_t p0, int64_t np,
                                       int64_t P, MN_T *restrict d1, MN_T *restrict d2, int want_log)

@@ -7,8 +7,8 @@
  * where available. Kernels marked MN_HOT keep their OpenMP loops outside
  * (they are called per work unit).
  *
- * mn_elu_pair_f32 computes ELU and its derivative with one polynomial
- * exponential that vectorises (libm's expf/expm1f do not): for h <= 0,
+ * mn_elu_pair_f32 / _f64 compute ELU and its derivative with one polynomial
+ * exponential that vectorises (libm's exp/expm1 do not). In float, h <= 0:
  *   -0.69 <= h:  a = expm1(h) by its Taylor series to h^10 (error < 1e-9),
  *                e = a + 1
  *   h < -0.69:   e = 2^k p(r), h = k ln2 + r, |r| <= ln2/2, p the Taylor

@@ -24,13 +24,17 @@
  *       model's convolution kernels alone and measures the machine's peak
  *       FMA throughput.
  *   memory --spec S --ckpt CKPT [--steps K] [--batch B]
- *       peak resident memory (getrusage) of a training run of K steps.
+ *       peak resident memory (getrusage) of a training run of K steps, and
+ *       the peak of the bytes live through mg_malloc (library and plugin;
+ *       allocation hooks of mintgrad/core.h), and the exec's own buffers.
  *
  * Every command prints one JSON object on stdout; times are in seconds.
  * Threads: OMP_NUM_THREADS. Exit status 1 (message on stderr) on failure. */
 #include <mintgrad/mintgrad.h>
 
+#include <execinfo.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -87,6 +91,58 @@ static void json_times(const char *key, const double *t, int n)
     printf("\"%s\": [", key);
     for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", t[i]);
     printf("], ");
+}
+
+/* ---- allocation accounting ---------------------------------------------------------
+ * Every allocation of the library and the plugin goes through mg_malloc; these
+ * hooks count the bytes live and their peak (oneDNN's own buffers and the
+ * code are outside: the resident size minus this peak). */
+static size_t g_live, g_peak, g_log_min; /* g_log_min: BENCH_ALLOC_LOG (bytes), 0 = off */
+
+/* With BENCH_ALLOC_LOG=N, allocations of at least N bytes print their size
+ * and callers on stderr (to find who holds the memory). */
+static void log_alloc(size_t n)
+{
+    if (!g_log_min || n < g_log_min) return;
+    void *frames[6];
+    int k = backtrace(frames, 6);
+    fprintf(stderr, "alloc %zu bytes (live %zu):\n", n, g_live);
+    backtrace_symbols_fd(frames + 2, k - 2, 2);
+}
+
+static void count(void *p, int sign)
+{
+    if (!p) return;
+    size_t n = malloc_usable_size(p);
+    size_t live = sign > 0 ? __atomic_add_fetch(&g_live, n, __ATOMIC_RELAXED) : __atomic_sub_fetch(&g_live, n, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&g_peak, __ATOMIC_RELAXED);
+    while (live > peak && !__atomic_compare_exchange_n(&g_peak, &peak, live, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void *count_malloc(size_t n)
+{
+    void *p = malloc(n);
+    count(p, 1);
+    log_alloc(n);
+    return p;
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q) {
+        __atomic_sub_fetch(&g_live, old, __ATOMIC_RELAXED);
+        count(q, 1);
+    }
+    return q;
+}
+
+static void count_free(void *p)
+{
+    count(p, -1);
+    free(p);
 }
 
 static long maxrss_kb(void)
@@ -641,7 +697,7 @@ static int cmd_time(bench *b)
     if (wants(b, "sample")) time_sample(b);
     if (wants(b, "recon")) time_recon(b);
     if (wants(b, "train")) time_train(b);   /* last: it changes the weights */
-    printf("\"maxrss_kb\": %ld}\n", maxrss_kb());
+    printf("\"maxrss_kb\": %ld, \"mg_alloc_peak_bytes\": %zu}\n", maxrss_kb(), g_peak);
     return 0;
 }
 
@@ -655,8 +711,8 @@ static int cmd_memory(bench *b)
     for (int i = 0; i < b->o.steps; i++) train_step(b, &t);
     size_t bytes = mg_exec_bytes(t.ex);
     trainer_free(&t);
-    printf("{\"maxrss_kb\": %ld, \"baseline_kb\": %ld, \"exec_bytes\": %zu, \"steps\": %d, \"batch\": %d}\n",
-           maxrss_kb(), base, bytes, b->o.steps, b->o.batch);
+    printf("{\"maxrss_kb\": %ld, \"baseline_kb\": %ld, \"exec_bytes\": %zu, \"mg_alloc_peak_bytes\": %zu, "
+           "\"steps\": %d, \"batch\": %d}\n", maxrss_kb(), base, bytes, g_peak, b->o.steps, b->o.batch);
     return 0;
 }
 
@@ -709,6 +765,9 @@ int main(int argc, char **argv)
     }
     bench b = {.o = parse(argc, argv)};
     int rc;
+    const char *lg = getenv("BENCH_ALLOC_LOG");
+    g_log_min = lg ? (size_t)atoll(lg) : 0;
+    mg_set_allocator(count_malloc, count_realloc, count_free);
     setup(&b);
     if (!strcmp(b.o.cmd, "prepare") && b.o.out) rc = cmd_prepare(&b);
     else if (!strcmp(b.o.cmd, "time") && b.o.ckpt) rc = cmd_time(&b);

@@ -32,7 +32,11 @@ Commands (each prints one JSON object on stdout):
                                   prepare`); exit status 1 unless they agree
                                   to relative 1e-4
   time    --ckpt F --what train,eval,sample,recon --batch B --reps R
-                                  medians of R runs, in seconds
+                                  R runs each, in seconds; the inverse
+                                  (--sample-reps runs) can be timed over
+                                  --time-iters of its --inverse-iters
+                                  iterations and scaled, with --full-check
+                                  adding one full run for the errors
   memory  --ckpt F --steps K --batch B
                                   peak resident memory of a training run
 Threads: --threads T (torch.set_num_threads). Run with /usr/bin/python3.
@@ -236,22 +240,21 @@ class MintNet(torch.nn.Module):
         return (nll - logit_ld) / (self.dims * math.log(2)) + 8
 
     @torch.no_grad()
-    def inverse(self, z, iters, beta):
-        """x in [0, 1] from latents z; per block the fixed-iteration inverse."""
-        for layer in reversed(self.layers):
-            z = layer.inverse(z, iters, beta)
-        return (torch.sigmoid(z) - self.lam) / (1 - 2 * self.lam)
-
-    @torch.no_grad()
-    def inverse_residual(self, z, iters, beta):
-        """max over blocks of max |z_b - f_b(x_b)| after the inverse (untimed check)."""
-        worst = 0.0
+    def inverse(self, z, iters, beta, check=None):
+        """x in [0, 1] from latents z; per block the fixed-iteration inverse.
+        With a dict `check`, also stores check["residual"], the max over blocks
+        of max |z_b - f_b(x_b)|, and check["seconds"], the time that took."""
+        worst, spent = 0.0, 0.0
         for layer in reversed(self.layers):
             x = layer.inverse(z, iters, beta)
-            if isinstance(layer, Block):
+            if check is not None and isinstance(layer, Block):
+                t0 = time.perf_counter()
                 worst = max(worst, float(torch.max(torch.abs(layer.forward(x)[0] - z))))
+                spent += time.perf_counter() - t0
             z = x
-        return worst
+        if check is not None:
+            check["residual"], check["seconds"] = worst, spent
+        return (torch.sigmoid(z) - self.lam) / (1 - 2 * self.lam)
 
 
 def build_model(ckpt, dtype=torch.float32):
@@ -345,13 +348,16 @@ def time_eval(model, tensors, batch, reps, warmup):
 
 
 def time_inverse(model, z, reps, iters, time_iters, beta):
-    """Times the inverse with `time_iters` iterations per block, scaled to `iters`."""
+    """Times the inverse with `time_iters` iterations per block, scaled to
+    `iters`; returns (times, x of the last run, max block residual of the last
+    run, its checking time excluded)."""
     t = []
-    for _ in range(reps):
+    for r in range(reps):
+        chk = {}
         t0 = now()
-        model.inverse(z, time_iters, beta)
-        t.append((now() - t0) * iters / time_iters)
-    return t
+        x = model.inverse(z, time_iters, beta, chk)
+        t.append((now() - t0 - chk["seconds"]) * iters / time_iters)
+    return t, x, chk["residual"]
 
 
 def cmd_time(args):
@@ -364,27 +370,28 @@ def cmd_time(args):
         model, tensors, meta = build_model(args.ckpt)   # later timings use the checkpoint's weights
     if "eval" in what:
         out["eval"] = time_eval(model, tensors, args.batch, args.reps, args.warmup)
+    ti = args.time_iters or args.inverse_iters
+    full = ti == args.inverse_iters or args.full_check
     if "sample" in what:
         z = torch.from_numpy(tensors["bench.z"])
-        ti = args.time_iters or args.inverse_iters
-        out["sample"] = time_inverse(model, z, args.sample_reps, args.inverse_iters, ti, beta)
-        out["sample_iters_timed"] = ti
-        out["sample_iters"] = args.inverse_iters
-        if ti == args.inverse_iters:
-            out["sample_residual"] = model.inverse_residual(z, args.inverse_iters, beta)
+        out["sample"], _, res = time_inverse(model, z, args.sample_reps, args.inverse_iters, ti, beta)
+        if full and ti != args.inverse_iters:
+            t, _, res = time_inverse(model, z, 1, args.inverse_iters, args.inverse_iters, beta)
+            out["sample"] += t
+        out["sample_iters_timed"], out["sample_iters"] = ti, args.inverse_iters
+        if full:
+            out["sample_residual"] = res
     if "recon" in what:
         x = dequantize(tensors["bench.eval_pixels"], False)
         with torch.no_grad():
             y, _ = model.logit(x)
             zz, _ = model.flow(y)
-        ti = args.time_iters or args.inverse_iters
-        t0 = now()
-        xr = model.inverse(zz, ti, beta)
-        out["recon"] = [(now() - t0) * args.inverse_iters / ti]
-        out["recon_iters_timed"] = ti
-        if ti == args.inverse_iters:
+        ri = args.inverse_iters if full else ti
+        out["recon"], xr, res = time_inverse(model, zz, 1, args.inverse_iters, ri, beta)
+        out["recon_iters_timed"] = ri
+        if full:
             out["recon_error"] = float(torch.max(torch.abs(xr - x)))
-            out["recon_residual"] = model.inverse_residual(zz, args.inverse_iters, beta)
+            out["recon_residual"] = res
     out["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     json.dump(out, sys.stdout)
     print()
@@ -445,6 +452,8 @@ def main(argv):
     ap.add_argument("--inverse-iters", type=int, default=100)
     ap.add_argument("--time-iters", type=int, default=0,
                     help="time this many inverse iterations per block and scale to --inverse-iters")
+    ap.add_argument("--full-check", action="store_true",
+                    help="with --time-iters: one more run with all iterations, for the residuals and errors")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)

@@ -52,6 +52,7 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 mkdir -p "$WORK"
 BENCH_DIR=$SRC/tests/bench
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - START )) "$*" >&2; }
 
@@ -76,7 +77,11 @@ spec_of() { case $1 in tiny) echo "$SRC/examples/tiny.yaml" ;; small) echo "$SRC
             mnist) echo "$SRC/examples/mnist_mintnet.yaml" ;; esac; }
 pretrain_of() { case $1 in tiny) echo 100 ;; small) echo 100 ;; mnist) echo 2 ;; esac; }
 reps_of() { case $1 in tiny) echo 21 ;; small) echo 11 ;; mnist) echo 3 ;; esac; }
-peer_iters_of() { case $1 in mnist) echo 10 ;; *) echo 100 ;; esac; }
+# The peer's inverse: tiny runs all 100 iterations; small times 20 of them
+# (3 runs, scaled x5), then one full run gives the errors; MNIST times 10
+# (one run, scaled x10) and reports no errors (a full run takes minutes).
+peer_iters_of() { case $1 in tiny) echo 100 ;; small) echo 20 ;; mnist) echo 10 ;; esac; }
+peer_full_of() { case $1 in small) echo --full-check ;; esac; }
 sample_reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
 # MNIST: one sampling run each, no reconstruction (a full inverse takes minutes)
 inv_what_of() { case $1 in mnist) echo sample ;; *) echo sample,recon ;; esac; }
@@ -85,6 +90,7 @@ if [ $QUICK = 1 ]; then
     reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
     sample_reps_of() { echo 1; }
     peer_iters_of() { echo 10; }
+    peer_full_of() { :; }
 fi
 
 ours() { # threads, args...
@@ -126,7 +132,7 @@ for m in $MODELS; do
     peer 2 time --ckpt "$WORK/$m.safetensors" --what train,eval --reps "$r" > "$WORK/$m.peer.json"
     log "$m: peer: $(inv_what_of $m), $(peer_iters_of $m) of 100 iterations timed"
     peer 2 time --ckpt "$WORK/$m.safetensors" --what "$(inv_what_of $m)" --sample-reps "$(sample_reps_of $m)" \
-        --inverse-iters 100 --time-iters "$(peer_iters_of $m)" > "$WORK/$m.peer_inv.json"
+        --inverse-iters 100 --time-iters "$(peer_iters_of $m)" $(peer_full_of $m) > "$WORK/$m.peer_inv.json"
 done
 
 # ---- peak resident memory of a training run ---------------------------------------------------------
@@ -153,6 +159,7 @@ done
 # ---- 4. the report ----------------------------------------------------------------------------------
 log "writing $OUT"
 "$PY" "$BENCH_DIR/bench_report.py" --work "$WORK" --out "$OUT" --models "$MODELS" \
-    --seconds $(( $(date +%s) - START ))
+    --seconds $(( $(date +%s) - START )) \
+    --note "load average (1, 5, 15 min) $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(nproc) CPUs"
 log "done; raw results in $WORK"
 cat "$OUT"
