@@ -43,8 +43,13 @@ for log in tests/*.log; do
     passed=$((passed + p)) failed=$((failed + f)) crashed=$((crashed + c))
 done
 if [ "$rc" -ne 0 ]; then
-    grep -l -a -E '^(FAIL|ERROR)' tests/*.log 2>/dev/null | while read -r l; do
-        echo "--- $l"; grep -a -E '\[FAIL\]|Assertion|CRASH|Failing' "$l" | head -n 20; done
+    for l in tests/*.log; do
+        [ -f "$l" ] && grep -q -a -E '^(FAIL|ERROR)' "$l" || continue
+        echo "--- $l"
+        grep -a -E '\[FAIL\]|Assertion|CRASH|Failing' "$l" | head -n 20 || true
+    done
+    # A build failure leaves no summary at all: count it as a failure.
+    [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ] && failed=1 && echo "make check failed before any test ran"
 fi
 echo "Synthesis: $((passed + failed)) tests, $crashed crashed"
 echo "$passed passed, $((failed + crashed)) failed"
