@@ -29,7 +29,7 @@ set -e
 passed=0 failed=0 crashed=0
 for log in tests/*.log; do
     [ -f "$log" ] || continue
-    line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+    line=$(grep -a 'Synthesis:' "$log" | tail -n 1 || true)
     name=$(basename "$log" .log)
     if [ -z "$line" ]; then
         echo "$name: no Criterion summary (see $build/$log)"

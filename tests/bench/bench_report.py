@@ -15,11 +15,38 @@ TARGETS = {("train", "small"): 0.33, ("train", "mnist"): 0.12, ("sample", None):
 
 
 def load(work, name):
+    """The JSON of `name` ("small.ours.json"); for a measurement taken in
+    rounds ("small.ours.r1.json", "small.ours.r2.json", ...) their merge:
+    lists (run times) concatenated, other fields from the first round."""
     path = os.path.join(work, name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    stem = name[:-len(".json")]
+    merged, k = None, 1
+    while os.path.exists(os.path.join(work, "%s.r%d.json" % (stem, k))):
+        with open(os.path.join(work, "%s.r%d.json" % (stem, k))) as f:
+            d = json.load(f)
+        if merged is None:
+            merged = d
+        else:
+            for key, v in d.items():
+                if isinstance(v, list) and isinstance(merged.get(key), list):
+                    merged[key] = merged[key] + v
+                elif key not in merged:
+                    merged[key] = v
+        k += 1
+    return merged
+
+
+def load_rounds(work, stem):
+    """Each round's JSON of a measurement taken in rounds, in order."""
+    out, k = [], 1
+    while os.path.exists(os.path.join(work, "%s.r%d.json" % (stem, k))):
+        with open(os.path.join(work, "%s.r%d.json" % (stem, k))) as f:
+            out.append(json.load(f))
+        k += 1
+    return out
 
 
 def med(v):
@@ -152,9 +179,12 @@ def section_conv(work, models, summary):
             "% of peak | conv kernels / training step time | training step conv FLOPs / step time, % of peak |",
             "|---|---|---|---|---|---|"]
     for m in models:
-        o = load(work, m + ".ours.json")
-        if not o or "peak_gflops" not in o:
+        # the round whose measured peak is highest was the least disturbed by other load
+        rounds = [d for d in load_rounds(work, m + ".ours") if "peak_gflops" in d] or \
+            [d for d in [load(work, m + ".ours.json")] if d and "peak_gflops" in d]
+        if not rounds:
             continue
+        o = max(rounds, key=lambda d: d["peak_gflops"])
         pk, fl, cs, st = o["peak_gflops"], o["conv_step_flops"], o["conv_step_seconds"], med(o["train"])
         g = fl / cs * 1e-9
         summary.setdefault("conv", {})[m] = {"peak_gflops": pk, "conv_gflops": g, "conv_share": cs / st,
@@ -178,10 +208,10 @@ def svg_plot(summary, path):
             bars.append(("%s %s" % (label, m), d["ratio"], t))
     import math
     x0, x1, y0 = 130, 450, 40
-    lo, hi = 1e-3, 2.0
+    lo, hi = 1e-2, 2.0
     sx = lambda r: x0 + (x1 - x0) * (math.log10(max(r, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
     out.append('<text x="%d" y="22" font-size="14">mintgrad / peer (log scale; shorter is better)</text>' % x0)
-    for k in range(-3, 1):
+    for k in range(-2, 1):
         x = sx(10 ** k)
         out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ccc"/>' % (x, y0, x, y0 + 20 * len(bars)))
         out.append('<text x="%.1f" y="%d" text-anchor="middle">%g</text>' % (x, y0 + 20 * len(bars) + 14, 10 ** k))
@@ -191,7 +221,7 @@ def svg_plot(summary, path):
         if r == r:
             out.append('<rect x="%d" y="%d" width="%.1f" height="14" fill="%s"/>' % (
                 x0, y + 2, sx(r) - x0, "#2a7" if (t is None or r <= t) else "#d54"))
-            out.append('<text x="%.1f" y="%d">%.3f</text>' % (sx(r) + 4, y + 13, r))
+            out.append('<text x="%.1f" y="%d">%.3f</text>' % (max(sx(r), sx(t) if t else 0) + 5, y + 13, r))
         if t:
             out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black" stroke-width="2"/>' % (
                 sx(t), y, sx(t), y + 18))
@@ -268,7 +298,9 @@ def main():
     md += ["", "Conv kernels alone: the three convolutions of every block at batch 32 (forward, then the one-call "
            "backward for data, weights and bias) through the public kernel API on plain NCHW buffers, as the "
            "block op calls them; FLOPs count the full (unmasked) 3×3 kernels. Peak: all threads running "
-           "independent AVX-512 FMA chains, best of 9, measured in the same process.", ""]
+           "independent AVX-512 FMA chains, best of 15, measured in the same process. Each round measures "
+           "all of this; the row shows the round with the highest peak (the least disturbed one), with that "
+           "round's training step time.", ""]
     with open(a.out, "w") as f:
         f.write("\n".join(md))
     base = os.path.splitext(a.out)[0]

@@ -29,7 +29,8 @@ bench-kernels: $(BENCH_KERNELS)
 # PyTorch peer (tests/bench/mintnet_torch.py, /usr/bin/python3 with Debian's
 # python3-torch) on the same checkpoint, data and batch; it checks first that
 # both compute the same log-likelihood, then writes the table of ratios to
-# bench-mintnet.md (BENCH_MINTNET_OUT), with .json and .svg siblings. `make bench`
+# bench-mintnet.md (BENCH_MINTNET_OUT), with .json and .svg siblings (raw
+# results and checkpoints in bench-mintnet.d/). `make bench`
 # runs it too (run `make bench` without -j: timings must not overlap).
 EXTRA_PROGRAMS += tests/bench/bench_mintnet
 tests_bench_bench_mintnet_SOURCES = tests/bench/bench_mintnet.c
@@ -41,6 +42,6 @@ EXTRA_DIST += tests/bench/run_bench.sh tests/bench/mintnet_torch.py tests/bench/
 BENCH_MINTNET_OUT = bench-mintnet.md
 bench-mintnet: tests/bench/bench_mintnet$(EXEEXT) plugins/mintnet/mintnet.la
 	$(SHELL) $(srcdir)/tests/bench/run_bench.sh --src $(srcdir) --bin tests/bench/bench_mintnet$(EXEEXT) \
-	  --out $(BENCH_MINTNET_OUT)
+	  --out $(BENCH_MINTNET_OUT) --work bench-mintnet.d
 bench: bench-mintnet
 .PHONY: bench-mintnet

@@ -33,6 +33,7 @@ OUT=bench-mintnet.md
 WORK=
 DATA=/usr/share/datasets/fashion-mnist
 QUICK=0
+ROUNDS=2
 PY=/usr/bin/python3
 
 while [ $# -gt 0 ]; do
@@ -50,6 +51,7 @@ done
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 [ -n "$WORK" ] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-mintnet.XXXXXX")
 mkdir -p "$WORK"
+rm -f "$WORK"/*.json "$WORK"/*.safetensors   # results of an earlier run
 BENCH_DIR=$SRC/tests/bench
 START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -83,12 +85,16 @@ reps_of() { case $1 in tiny) echo 21 ;; small) echo 11 ;; mnist) echo 3 ;; esac;
 peer_iters_of() { case $1 in tiny) echo 100 ;; small) echo 20 ;; mnist) echo 10 ;; esac; }
 peer_full_of() { case $1 in small) echo --full-check ;; esac; }
 sample_reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
+# Our inverse runs (after a warm-up run; MNIST: one run, no warm-up).
+ours_inv_reps_of() { case $1 in tiny) echo 7 ;; small) echo 5 ;; mnist) echo 1 ;; esac; }
 # MNIST: one sampling run each, no reconstruction (a full inverse takes minutes)
 inv_what_of() { case $1 in mnist) echo sample ;; *) echo sample,recon ;; esac; }
 inv_warmup_of() { case $1 in mnist) echo 0 ;; *) echo 1 ;; esac; }
 if [ $QUICK = 1 ]; then
+    ROUNDS=1
     reps_of() { case $1 in mnist) echo 1 ;; *) echo 3 ;; esac; }
     sample_reps_of() { echo 1; }
+    ours_inv_reps_of() { echo 1; }
     peer_iters_of() { echo 10; }
     peer_full_of() { :; }
 fi
@@ -120,16 +126,23 @@ for m in $MODELS; do
 done
 
 # ---- 3. timings, batch 32, 2 threads ------------------------------------------------------------
+# Training and evaluation run in ROUNDS rounds, ours and the peer's
+# alternating, so that a burst of other load on the shared machine hits
+# both; the report takes medians over all rounds' runs.
+for round in $(seq 1 "$ROUNDS"); do
+    for m in $MODELS; do
+        r=$(reps_of $m)
+        log "$m: round $round: ours: convolutions, eval, training ($r reps)"
+        ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what conv,eval,train --reps "$r" \
+            > "$WORK/$m.ours.r$round.json"
+        log "$m: round $round: peer: eval, training ($r reps)"
+        peer 2 time --ckpt "$WORK/$m.safetensors" --what train,eval --reps "$r" > "$WORK/$m.peer.r$round.json"
+    done
+done
 for m in $MODELS; do
-    r=$(reps_of $m)
-    log "$m: ours: convolutions, eval, training ($r reps)"
-    ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what conv,eval,train \
-        --reps "$r" > "$WORK/$m.ours.json"
-    log "$m: ours: $(inv_what_of $m) ($(sample_reps_of $m) reps)"
+    log "$m: ours: $(inv_what_of $m) ($(ours_inv_reps_of $m) reps)"
     ours 2 time --spec "$(spec_of $m)" --ckpt "$WORK/$m.safetensors" --what "$(inv_what_of $m)" \
-        --reps "$(sample_reps_of $m)" --warmup "$(inv_warmup_of $m)" > "$WORK/$m.ours_inv.json"
-    log "$m: peer: training, eval ($r reps)"
-    peer 2 time --ckpt "$WORK/$m.safetensors" --what train,eval --reps "$r" > "$WORK/$m.peer.json"
+        --reps "$(ours_inv_reps_of $m)" --warmup "$(inv_warmup_of $m)" > "$WORK/$m.ours_inv.json"
     log "$m: peer: $(inv_what_of $m), $(peer_iters_of $m) of 100 iterations timed"
     peer 2 time --ckpt "$WORK/$m.safetensors" --what "$(inv_what_of $m)" --sample-reps "$(sample_reps_of $m)" \
         --inverse-iters 100 --time-iters "$(peer_iters_of $m)" $(peer_full_of $m) > "$WORK/$m.peer_inv.json"
@@ -144,15 +157,17 @@ for m in small mnist; do
 done
 
 # ---- scaling: small model, images/s ------------------------------------------------------------------
-for t in 1 2; do
-    for bsz in 8 32 128; do
-        r=$([ $bsz = 128 ] && echo 5 || echo 9)
-        [ $QUICK = 1 ] && r=3
-        log "scaling: small, batch $bsz, $t thread(s)"
-        ours $t time --spec "$(spec_of small)" --ckpt "$WORK/small.safetensors" --what train --batch $bsz \
-            --reps $r > "$WORK/scale.ours.$t.$bsz.json"
-        peer $t time --ckpt "$WORK/small.safetensors" --what train --batch $bsz --reps $r \
-            > "$WORK/scale.peer.$t.$bsz.json"
+for round in $(seq 1 "$ROUNDS"); do
+    for t in 1 2; do
+        for bsz in 8 32 128; do
+            r=$([ $bsz = 128 ] && echo 3 || echo 7)
+            [ $QUICK = 1 ] && r=3
+            log "scaling: round $round: small, batch $bsz, $t thread(s)"
+            ours $t time --spec "$(spec_of small)" --ckpt "$WORK/small.safetensors" --what train --batch $bsz \
+                --reps $r > "$WORK/scale.ours.$t.$bsz.r$round.json"
+            peer $t time --ckpt "$WORK/small.safetensors" --what train --batch $bsz --reps $r \
+                > "$WORK/scale.peer.$t.$bsz.r$round.json"
+        done
     done
 done
 
