@@ -247,6 +247,21 @@ static mg_status load_plugins(spec_loader *ld, const yaml_node_t *n)
     return MG_OK;
 }
 
+mg_status mg_spec_set_inverse(mg_spec *s, const mg_spec_inverse *inv)
+{
+    if (!s || !inv || !(inv->tolerance > 0) || inv->max_iterations < 1 || !(inv->damping > 0.5) ||
+        (inv->precision != MG_F32 && inv->precision != MG_F64))
+        return MG_ERR_ARG;
+    mg_attrs *m = s->priv->model_attrs;
+    mg_status st = mg_attrs_set_float(m, "inverse.tolerance", inv->tolerance);
+    if (!st) st = mg_attrs_set_int(m, "inverse.max_iterations", inv->max_iterations);
+    if (!st) st = mg_attrs_set_float(m, "inverse.damping", inv->damping);
+    if (!st) st = mg_attrs_set_str(m, "inverse.precision", inv->precision == MG_F64 ? "float64" : "float32");
+    if (!st) st = mg_attrs_set_str(m, "inverse.stop", mg_spec_stop_name(inv->stop));
+    if (!st) s->model.inverse = *inv;
+    return st;
+}
+
 /* The model-level attributes layer builders see (mg_layer_build.model). */
 static mg_status model_attrs(spec_loader *ld, const mg_attrs *a, int logit)
 {

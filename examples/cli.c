@@ -148,3 +148,20 @@ int cli_parse_f64(const char *s, double *v)
     *v = x;
     return 0;
 }
+
+int cli_parse_precision(const char *s, mg_dtype *out)
+{
+    if (!strcmp(s, "float32")) *out = MG_F32;
+    else if (!strcmp(s, "float64")) *out = MG_F64;
+    else return 1;
+    return 0;
+}
+
+mg_status cli_set_inverse_precision(cli_session *S, mg_dtype precision)
+{
+    if (!precision) return MG_OK;
+    mg_spec_inverse inv = S->spec->model.inverse;
+    inv.precision = precision;
+    mg_status s = mg_spec_set_inverse(S->spec, &inv);
+    return s == MG_OK ? s : mg_ctx_fail(S->ctx, s, "cannot set the inverse precision");
+}

@@ -28,6 +28,8 @@ static const char help[] =
     "  --per-sample CSV           write index,bpd for every image\n"
     "  --check-inverse            per flow layer on the first batch: the inverse's\n"
     "                             iterations, final residual and reconstruction error\n"
+    "  --precision P              with --check-inverse: float32 or float64 arithmetic\n"
+    "                             (default: the spec's model.inverse.precision)\n"
     "  -v, --verbose              more messages\n"
     "  -h, --help                 this help\n"
     "\n"
@@ -42,6 +44,7 @@ typedef struct eval_opts {
     mg_spec_dequant deq;
     uint64_t seed;
     int has_seed, weights, check_inverse, verbose;
+    mg_dtype precision;          /* 0: the spec's */
 } eval_opts;
 
 static int parse(int argc, char **argv, eval_opts *o)
@@ -52,6 +55,7 @@ static int parse(int argc, char **argv, eval_opts *o)
         {"dequantize", required_argument, 0, 'D'}, {"seed", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'}, {"weights", required_argument, 0, 'W'},
         {"per-sample", required_argument, 0, 'P'}, {"check-inverse", no_argument, 0, 'C'},
+        {"precision", required_argument, 0, 'R'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (eval_opts){.split = SPLIT_TEST, .deq = MG_SPEC_DEQUANT_UNIFORM, .weights = -1};
     int c;
@@ -64,6 +68,9 @@ static int parse(int argc, char **argv, eval_opts *o)
         case 'I': o->images = optarg; break;
         case 'P': o->per_sample = optarg; break;
         case 'C': o->check_inverse = 1; break;
+        case 'R':
+            if (cli_parse_precision(optarg, &o->precision)) return cli_usage("eval", "--precision: float32 or float64");
+            break;
         case 'v': o->verbose = 1; break;
         case 'S':
             if (strcmp(optarg, "test") && strcmp(optarg, "train")) return cli_usage("eval", "--split: test or train");
@@ -149,6 +156,7 @@ int cmd_eval(int argc, char **argv)
     dataset d = {0};
     int used_ema = 0;
     mg_status s = load_inputs(&S, &o, &d, &used_ema);
+    if (s == MG_OK) s = cli_set_inverse_precision(&S, o.precision);
     if (s != MG_OK) {
         rc = cli_fail(&S, "eval", s, 1);
     } else {

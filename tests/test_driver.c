@@ -440,6 +440,27 @@ Test(driver, sample_reports_non_converged)
     HAS(err, "did not converge");
 }
 
+/* A tolerance below float32's floor converges only with --precision float64. */
+Test(driver, precision_override_for_the_inverse)
+{
+    const char *spec = write_spec("p.yaml", 2, "1.0e-3", NULL);
+    EXPECT_RUN(0, "train %s --out run --no-final-eval", spec);
+    char *text = slurp(spec);
+    char *p = strstr(text, "  prior: normal\n");
+    cr_assert_not_null(p);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s  prior: normal\n  inverse: {max_iterations: 300, tolerance: 1.0e-10}\n%s",
+             (int)(p - text), text, p + strlen("  prior: normal\n"));
+    const char *spec1 = tpath("p1.yaml");
+    write_text(spec1, buf);
+    free(text);
+    EXPECT_RUN(3, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --strict", spec1);
+    EXPECT_RUN(0, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --strict --precision float64", spec1);
+    EXPECT_RUN(0, "eval %s --checkpoint run/checkpoint.safetensors --check-inverse --precision float64 --limit 8", spec1);
+    EXPECT_RUN(1, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --precision float16", spec1);
+    HAS(err, "float32 or float64");
+}
+
 /* ---- training behaviour ------------------------------------------------------------------- */
 
 static double mean_col(const char *csv_path, int col, int first, int last)

@@ -197,6 +197,13 @@ int mg_spec_where(const mg_spec *s, const char *key, int *line, int *col);
  * NUL-terminated); returns buf. */
 char *mg_spec_layer_args_str(const mg_spec_layer *l, char *buf, size_t n);
 
+/* Replaces the model-level inverse settings (model.inverse and the
+ * "inverse.*" entries of model.attrs) for models built afterwards, e.g. a
+ * driver's --precision float64. Per-layer `inverse:` settings in the YAML
+ * still win. MG_ERR_ARG for values the loader would reject (tolerance <= 0,
+ * max_iterations < 1, damping <= 0.5, precision not F32/F64); MG_ERR_NOMEM. */
+mg_status mg_spec_set_inverse(mg_spec *s, const mg_spec_inverse *inv);
+
 /* Names for enum values, as written in YAML ("uniform", "float64", ...). */
 const char *mg_spec_dequant_name(mg_spec_dequant d);
 const char *mg_spec_stop_name(mg_spec_stop s);
