@@ -31,6 +31,7 @@ docs-graphs: mintgrad$(EXEEXT)
 	$(MG_GRAPH) $(MG_EX)/mnist_mintnet.yaml --collapse -o $(MG_GRAPHS_DIR)/mnist-forward-collapsed.svg
 
 EXTRA_DIST += docs/architecture.md docs/driver.md docs/graphs.md docs/plugins.md \
+	docs/mintnet.md docs/specs.md docs/performance.md docs/performance.svg \
 	docs/graphs/tiny-forward-collapsed.svg docs/graphs/tiny-forward.svg docs/graphs/tiny-backward.svg \
 	docs/graphs/tiny-inverse.svg docs/graphs/fashion_small-forward-collapsed.svg \
 	docs/graphs/fashion_small-forward.svg docs/graphs/fashion_small-backward.svg \

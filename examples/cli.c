@@ -157,11 +157,12 @@ int cli_parse_precision(const char *s, mg_dtype *out)
     return 0;
 }
 
-mg_status cli_set_inverse_precision(cli_session *S, mg_dtype precision)
+mg_status cli_override_inverse(cli_session *S, mg_dtype precision, int64_t max_iterations)
 {
-    if (!precision) return MG_OK;
+    if (!precision && !max_iterations) return MG_OK;
     mg_spec_inverse inv = S->spec->model.inverse;
-    inv.precision = precision;
+    if (precision) inv.precision = precision;
+    if (max_iterations) inv.max_iterations = (int)max_iterations;
     mg_status s = mg_spec_set_inverse(S->spec, &inv);
-    return s == MG_OK ? s : mg_ctx_fail(S->ctx, s, "cannot set the inverse precision");
+    return s == MG_OK ? s : mg_ctx_fail(S->ctx, s, "cannot override the inverse settings");
 }

@@ -35,8 +35,9 @@ int cli_ctx(cli_session *S, int verbose);
 mg_status cli_open(cli_session *S, const char *spec_path, unsigned spec_flags);
 /* Parses "float32"/"float64" (for --precision); 0 on success. */
 int cli_parse_precision(const char *s, mg_dtype *out);
-/* Overrides the spec's model-level inverse precision (0: keep the spec's). */
-mg_status cli_set_inverse_precision(cli_session *S, mg_dtype precision);
+/* Overrides the spec's model-level inverse precision and iteration limit
+ * (0 for either: keep the spec's). */
+mg_status cli_override_inverse(cli_session *S, mg_dtype precision, int64_t max_iterations);
 void cli_close(cli_session *S);
 /* Loads the model weights of a checkpoint into S->ps: the EMA copy
  * ("ema.*") when `use_ema` is 1 and it exists, or -1: EMA if present, else

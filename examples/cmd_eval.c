@@ -30,6 +30,7 @@ static const char help[] =
     "                             iterations, final residual and reconstruction error\n"
     "  --precision P              with --check-inverse: float32 or float64 arithmetic\n"
     "                             (default: the spec's model.inverse.precision)\n"
+    "  --max-iterations N         with --check-inverse: the inverse's iteration limit\n"
     "  -v, --verbose              more messages\n"
     "  -h, --help                 this help\n"
     "\n"
@@ -45,6 +46,7 @@ typedef struct eval_opts {
     uint64_t seed;
     int has_seed, weights, check_inverse, verbose;
     mg_dtype precision;          /* 0: the spec's */
+    int64_t max_iterations;      /* 0: the spec's */
 } eval_opts;
 
 static int parse(int argc, char **argv, eval_opts *o)
@@ -55,7 +57,7 @@ static int parse(int argc, char **argv, eval_opts *o)
         {"dequantize", required_argument, 0, 'D'}, {"seed", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'}, {"weights", required_argument, 0, 'W'},
         {"per-sample", required_argument, 0, 'P'}, {"check-inverse", no_argument, 0, 'C'},
-        {"precision", required_argument, 0, 'R'},
+        {"max-iterations", required_argument, 0, 'M'}, {"precision", required_argument, 0, 'R'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (eval_opts){.split = SPLIT_TEST, .deq = MG_SPEC_DEQUANT_UNIFORM, .weights = -1};
     int c;
@@ -70,6 +72,10 @@ static int parse(int argc, char **argv, eval_opts *o)
         case 'C': o->check_inverse = 1; break;
         case 'R':
             if (cli_parse_precision(optarg, &o->precision)) return cli_usage("eval", "--precision: float32 or float64");
+            break;
+        case 'M':
+            if (cli_parse_i64(optarg, &o->max_iterations) || o->max_iterations < 1 || o->max_iterations > 1000000)
+                return cli_usage("eval", "--max-iterations: a whole number from 1 to 1000000");
             break;
         case 'v': o->verbose = 1; break;
         case 'S':
@@ -156,7 +162,7 @@ int cmd_eval(int argc, char **argv)
     dataset d = {0};
     int used_ema = 0;
     mg_status s = load_inputs(&S, &o, &d, &used_ema);
-    if (s == MG_OK) s = cli_set_inverse_precision(&S, o.precision);
+    if (s == MG_OK) s = cli_override_inverse(&S, o.precision, o.max_iterations);
     if (s != MG_OK) {
         rc = cli_fail(&S, "eval", s, 1);
     } else {

@@ -27,6 +27,7 @@ static const char help[] =
     "  --weights ema|raw       EMA or raw weights (default: EMA when the file has them)\n"
     "  --precision P           inverse arithmetic, float32 or float64 (default: the\n"
     "                          spec's model.inverse.precision; per-layer settings win)\n"
+    "  --max-iterations N      inverse iteration limit (default: the spec's)\n"
     "  --strict                exit 3 if any sample did not converge\n"
     "  -v, --verbose           more messages\n"
     "  -h, --help              this help\n"
@@ -41,6 +42,7 @@ typedef struct sample_opts {
     uint64_t seed;
     int has_seed, weights, strict, verbose;
     mg_dtype precision;          /* 0: the spec's */
+    int64_t max_iterations;      /* 0: the spec's */
 } sample_opts;
 
 static int parse(int argc, char **argv, sample_opts *o)
@@ -50,7 +52,8 @@ static int parse(int argc, char **argv, sample_opts *o)
         {"count", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
         {"seed", required_argument, 0, 's'}, {"cols", required_argument, 0, 'C'},
         {"batch", required_argument, 0, 'b'}, {"weights", required_argument, 0, 'W'},
-        {"strict", no_argument, 0, 'X'}, {"precision", required_argument, 0, 'P'}, {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"strict", no_argument, 0, 'X'}, {"max-iterations", required_argument, 0, 'M'},
+        {"precision", required_argument, 0, 'P'}, {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     *o = (sample_opts){.weights = -1, .temp = -1};
     int c;
@@ -64,6 +67,10 @@ static int parse(int argc, char **argv, sample_opts *o)
         case 'X': o->strict = 1; break;
         case 'P':
             if (cli_parse_precision(optarg, &o->precision)) return cli_usage("sample", "--precision: float32 or float64");
+            break;
+        case 'M':
+            if (cli_parse_i64(optarg, &o->max_iterations) || o->max_iterations < 1 || o->max_iterations > 1000000)
+                return cli_usage("sample", "--max-iterations: a whole number from 1 to 1000000");
             break;
         case 'v': o->verbose = 1; break;
         case 't':
@@ -161,7 +168,7 @@ int cmd_sample(int argc, char **argv)
     int used_ema = 0;
     mg_status s = cli_open(&S, o.spec, MG_SPEC_NO_DATA_CHECK);
     if (s == MG_OK) s = cli_load_weights(&S, o.ckpt, o.weights, &used_ema);
-    if (s == MG_OK) s = cli_set_inverse_precision(&S, o.precision);
+    if (s == MG_OK) s = cli_override_inverse(&S, o.precision, o.max_iterations);
     if (s != MG_OK) {
         rc = cli_fail(&S, "sample", s, 1);
         cli_close(&S);

@@ -459,6 +459,10 @@ Test(driver, precision_override_for_the_inverse)
     EXPECT_RUN(0, "eval %s --checkpoint run/checkpoint.safetensors --check-inverse --precision float64 --limit 8", spec1);
     EXPECT_RUN(1, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --precision float16", spec1);
     HAS(err, "float32 or float64");
+    /* one iteration cannot reach any tolerance; the override reaches the layers */
+    EXPECT_RUN(3, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --strict --precision float64 "
+                  "--max-iterations 1", spec1);
+    EXPECT_RUN(1, "eval %s --checkpoint run/checkpoint.safetensors --check-inverse --max-iterations 0", spec1);
 }
 
 /* ---- training behaviour ------------------------------------------------------------------- */

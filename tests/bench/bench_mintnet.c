@@ -474,26 +474,34 @@ static void time_eval(bench *b)
     mg_model_graph_free(mg);
 }
 
-/* Diagnostics of the iterative layers: most iterations, largest residual,
- * samples not converged (summed over blocks). */
+/* Diagnostics of the iterative layers: most iterations, the mean over
+ * blocks of each block's most iterations (the convolutions run on the whole
+ * batch while any sample iterates, so this is what the inverse costs),
+ * largest residual, samples not converged (summed over blocks). */
 typedef struct inv_diag {
-    double max_iter, max_resid;
+    double max_iter, mean_iter, max_resid;
     int64_t not_converged;
 } inv_diag;
 
 static inv_diag read_diag(mg_exec *ex, const mg_model_graph *ig)
 {
-    inv_diag d = {0, 0, 0};
+    inv_diag d = {0, 0, 0, 0};
+    int64_t count = 0;
     for (int i = 0; i < ig->n_layers; i++) {
         if (!mg_value_ok(ig->layer_diag[i])) continue;
         const mg_tensor *t = mg_exec_tensor(ex, ig->layer_diag[i]);
+        double most = 0;
         for (int64_t n = 0; n < t->shape[0]; n++) {
-            d.max_iter = fmax(d.max_iter, mg_tensor_get(t, 3 * n));
+            most = fmax(most, mg_tensor_get(t, 3 * n));
             double r = mg_tensor_get(t, 3 * n + 1);
             d.max_resid = isnan(r) ? NAN : fmax(d.max_resid, r);
             d.not_converged += mg_tensor_get(t, 3 * n + 2) == 0;
         }
+        d.max_iter = fmax(d.max_iter, most);
+        d.mean_iter += most;
+        count++;
     }
+    d.mean_iter /= count ? (double)count : 1.0;
     return d;
 }
 
@@ -516,8 +524,9 @@ static mg_exec *inverse_exec(bench *b, mg_model_graph **igp)
 
 static void print_diag(const char *key, inv_diag d)
 {
-    printf("\"%s_max_iterations\": %g, \"%s_max_residual\": %.6g, \"%s_not_converged\": %lld, ", key, d.max_iter, key,
-           d.max_resid, key, (long long)d.not_converged);
+    printf("\"%s_max_iterations\": %g, \"%s_mean_iterations\": %.4g, \"%s_max_residual\": %.6g, "
+           "\"%s_not_converged\": %lld, ", key, d.max_iter, key, d.mean_iter, key, d.max_resid, key,
+           (long long)d.not_converged);
 }
 
 /* Times inverting `z` (copied into the graph's input before each run). */

@@ -14,28 +14,43 @@ import statistics
 TARGETS = {("train", "small"): 0.33, ("train", "mnist"): 0.12, ("sample", None): 0.1, ("memory", None): 0.5}
 
 
+def read_json(path):
+    """A JSON file's object, or None for a missing, empty or broken file
+    (a measurement that did not finish)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def load(work, name):
     """The JSON of `name` ("small.ours.json"); for a measurement taken in
     rounds ("small.ours.r1.json", "small.ours.r2.json", ...) their merge:
-    lists (run times) concatenated, other fields from the first round."""
+    lists (run times) concatenated, other fields from the first round, and
+    "_rounds": {key: [each round's list]} for med_of."""
     path = os.path.join(work, name)
     if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        return read_json(path)
     stem = name[:-len(".json")]
     merged, k = None, 1
     while os.path.exists(os.path.join(work, "%s.r%d.json" % (stem, k))):
-        with open(os.path.join(work, "%s.r%d.json" % (stem, k))) as f:
-            d = json.load(f)
+        d = read_json(os.path.join(work, "%s.r%d.json" % (stem, k)))
+        k += 1
+        if d is None:
+            continue
         if merged is None:
-            merged = d
+            merged = dict(d)
+            merged["_rounds"] = {key: [v] for key, v in d.items() if isinstance(v, list)}
         else:
             for key, v in d.items():
                 if isinstance(v, list) and isinstance(merged.get(key), list):
                     merged[key] = merged[key] + v
+                    merged["_rounds"].setdefault(key, []).append(v)
                 elif key not in merged:
                     merged[key] = v
-        k += 1
+                    if isinstance(v, list):
+                        merged["_rounds"][key] = [v]
     return merged
 
 
@@ -43,14 +58,25 @@ def load_rounds(work, stem):
     """Each round's JSON of a measurement taken in rounds, in order."""
     out, k = [], 1
     while os.path.exists(os.path.join(work, "%s.r%d.json" % (stem, k))):
-        with open(os.path.join(work, "%s.r%d.json" % (stem, k))) as f:
-            out.append(json.load(f))
+        d = read_json(os.path.join(work, "%s.r%d.json" % (stem, k)))
+        if d is not None:
+            out.append(d)
         k += 1
     return out
 
 
 def med(v):
     return statistics.median(v) if v else float("nan")
+
+
+def med_of(d, key):
+    """Median of d[key]; for a measurement taken in rounds, the median of
+    the least disturbed round (the lowest round median): a burst of other
+    load on the shared machine then spoils a round, not the result."""
+    rounds = d.get("_rounds", {}).get(key)
+    if rounds:
+        return min(med(r) for r in rounds)
+    return med(d[key])
 
 
 def ms(v):
@@ -103,11 +129,11 @@ def time_rows(work, models, summary):
             o, p = load(work, m + ".ours.json"), load(work, m + ".peer.json")
             if not o or not p or kind not in o or kind not in p:
                 continue
-            r, rb = ratio(med(o[kind]), med(p[kind])), ratio(min(o[kind]), min(p[kind]))
-            summary.setdefault(kind, {})[m] = {"ours": med(o[kind]), "peer": med(p[kind]), "ratio": r,
+            r, rb = ratio(med_of(o, kind), med_of(p, kind)), ratio(min(o[kind]), min(p[kind]))
+            summary.setdefault(kind, {})[m] = {"ours": med_of(o, kind), "peer": med_of(p, kind), "ratio": r,
                                                "ours_best": min(o[kind]), "peer_best": min(p[kind])}
             rows.append("| %s, batch 32 | %s | %s (%s) | %s (%s) | %s | %s | %s |" % (
-                label, m, ms(med(o[kind])), ms(min(o[kind])), ms(med(p[kind])), ms(min(p[kind])),
+                label, m, ms(med_of(o, kind)), ms(min(o[kind])), ms(med_of(p, kind)), ms(min(p[kind])),
                 fmt_ratio(r, rb), target_of(kind, m), verdict(r, kind, m)))
     for m in models:
         o, p = load(work, m + ".ours_inv.json"), load(work, m + ".peer_inv.json")
@@ -139,7 +165,8 @@ def mem_rows(work, summary):
 
 
 def section_inverse(work, models):
-    rows = ["| model | mintgrad: max iterations used (sampling / reconstruction) | mintgrad: max block residual "
+    rows = ["| model | mintgrad: iterations per block, mean and max over blocks (sampling / reconstruction) "
+            "| mintgrad: max block residual "
             "| mintgrad: samples not converged | mintgrad: reconstruction error | peer: iterations "
             "| peer: max block residual | peer: reconstruction error |", "|---|---|---|---|---|---|---|---|"]
     for m in models:
@@ -148,8 +175,9 @@ def section_inverse(work, models):
             continue
         full = "sample_residual" in p
         g = lambda d, k, f: f % d[k] if k in d else "–"
-        rows.append("| %s | %s / %s | %s / %s | %s / %s | %s | 100 (fixed) | %s / %s | %s |" % (
-            m, g(o, "sample_max_iterations", "%g"), g(o, "recon_max_iterations", "%g"),
+        rows.append("| %s | %s, %s / %s, %s | %s / %s | %s / %s | %s | 100 (fixed) | %s / %s | %s |" % (
+            m, g(o, "sample_mean_iterations", "%.1f"), g(o, "sample_max_iterations", "%g"),
+            g(o, "recon_mean_iterations", "%.1f"), g(o, "recon_max_iterations", "%g"),
             g(o, "sample_max_residual", "%.2g"), g(o, "recon_max_residual", "%.2g"),
             g(o, "sample_not_converged", "%d"), g(o, "recon_not_converged", "%d"), g(o, "recon_error", "%.2g"),
             g(p, "sample_residual", "%.2g") if full else "n/a †", g(p, "recon_residual", "%.2g"),
@@ -166,7 +194,7 @@ def section_scaling(work, summary):
         for side in ("ours", "peer"):
             for t in (1, 2):
                 d = load(work, "scale.%s.%d.%d.json" % (side, t, bsz))
-                v[side, t] = bsz / med(d["train"]) if d else float("nan")
+                v[side, t] = bsz / med_of(d, "train") if d else float("nan")
         sc[bsz] = {"%s_%d" % k: x for k, x in v.items()}
         rows.append("| %d | %.0f | %.0f | %.2f× | %.0f | %.0f | %.2f× | %.3f / %.3f |" % (
             bsz, v["ours", 1], v["ours", 2], v["ours", 2] / v["ours", 1], v["peer", 1], v["peer", 2],
@@ -185,7 +213,8 @@ def section_conv(work, models, summary):
         if not rounds:
             continue
         o = max(rounds, key=lambda d: d["peak_gflops"])
-        pk, fl, cs, st = o["peak_gflops"], o["conv_step_flops"], o["conv_step_seconds"], med(o["train"])
+        pk, fl, cs = o["peak_gflops"], o["conv_step_flops"], o["conv_step_seconds"]
+        st = med_of(load(work, m + ".ours.json"), "train")
         g = fl / cs * 1e-9
         summary.setdefault("conv", {})[m] = {"peak_gflops": pk, "conv_gflops": g, "conv_share": cs / st,
                                              "step_fraction_of_peak": fl / st * 1e-9 / pk if pk else None}
@@ -273,12 +302,16 @@ def main():
     summary = {}
     md = ["# MintNet: mintgrad against the PyTorch peer", "",
           "One run of `make bench-mintnet` (tests/bench/run_bench.sh%s). Ratios are mintgrad / peer of the median "
-          "(in parentheses: of the best run); below 1 means mintgrad is faster or smaller. Same weights (the peer "
+          "(in parentheses: of the best run); below 1 means mintgrad is faster or smaller. Training, evaluation "
+          "and scaling are measured in rounds, ours and the peer's alternating; their median is the one of the "
+          "least disturbed round (lowest median) of each side. Same weights (the peer "
           "loads our checkpoint), same images, batch 32, 2 threads unless stated." % (
               ", %d s" % a.seconds if a.seconds else ""), "", "Machine: " + a.note if a.note else "", "",
           "## Same log-likelihood (checked before any timing; tolerance: relative 1e-4)", ""]
     md += section_check(a.work, models)
-    md += ["", "## Time and memory", ""]
+    nr, ns = len(load_rounds(a.work, "small.ours")), len(load_rounds(a.work, "scale.ours.1.8"))
+    md += ["", "## Time and memory", "", "Rounds run (the time budget may cut them short): %d for training and "
+           "evaluation, %d for scaling." % (nr, ns), ""]
     md += time_rows(a.work, models, summary) + mem_rows(a.work, summary)
     md += ["", "Sampling: mintgrad inverts to the spec's residual tolerance (1e-5, at most 200 iterations per block, "
            "damping 3.5, float32); the peer runs the published fixed 100 iterations per block. ‡ the peer's runs "
@@ -299,8 +332,8 @@ def main():
            "backward for data, weights and bias) through the public kernel API on plain NCHW buffers, as the "
            "block op calls them; FLOPs count the full (unmasked) 3×3 kernels. Peak: all threads running "
            "independent AVX-512 FMA chains, best of 15, measured in the same process. Each round measures "
-           "all of this; the row shows the round with the highest peak (the least disturbed one), with that "
-           "round's training step time.", ""]
+           "all of this; the row shows the round with the highest peak (the least disturbed one); the training "
+           "step time is the median of Time and memory above.", ""]
     with open(a.out, "w") as f:
         f.write("\n".join(md))
     base = os.path.splitext(a.out)[0]

@@ -37,9 +37,10 @@ tests_bench_bench_mintnet_SOURCES = tests/bench/bench_mintnet.c
 tests_bench_bench_mintnet_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 tests_bench_bench_mintnet_LDADD = libmintgrad.la $(ZLIB_LIBS) $(OPENMP_CFLAGS) -lm
 EXTRA_DIST += tests/bench/run_bench.sh tests/bench/mintnet_torch.py tests/bench/check_torch_peer.py \
-	tests/bench/bench_report.py
+	tests/bench/bench_report.py tests/bench/perf_summary.py
 
 BENCH_MINTNET_OUT = bench-mintnet.md
+CLEANFILES += bench-mintnet.md bench-mintnet.json bench-mintnet.svg
 bench-mintnet: tests/bench/bench_mintnet$(EXEEXT) plugins/mintnet/mintnet.la
 	$(SHELL) $(srcdir)/tests/bench/run_bench.sh --src $(srcdir) --bin tests/bench/bench_mintnet$(EXEEXT) \
 	  --out $(BENCH_MINTNET_OUT) --work bench-mintnet.d
