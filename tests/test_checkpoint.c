@@ -14,32 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A fresh temporary directory per test (Criterion forks each test). */
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mg_ckpt_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
-
-TestSuite(checkpoint, .init = make_tmpdir, .fini = rm_tmpdir);
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+TestSuite(checkpoint, .init = tu_tmpdir_make, .fini = tu_tmpdir_remove);
 
 static void write_bytes(const char *path, const void *data, size_t n)
 {
@@ -69,7 +44,7 @@ static const char *raw_file(const char *name, const char *header, size_t data_by
     unsigned char *b = calloc(1, 8 + h + data_bytes);
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)h >> (8 * i));
     memcpy(b + 8, header, h);
-    const char *p = tpath(name);
+    const char *p = tu_path(name);
     write_bytes(p, b, 8 + h + data_bytes);
     free(b);
     return p;
@@ -139,10 +114,10 @@ Test(checkpoint, round_trip_is_bit_exact)
     cr_assert_eq(mg_checkpoint_set_meta(ck, "step", "42"), MG_OK);
     cr_assert_eq(mg_checkpoint_add(ck, "scalar", lab), MG_ERR_EXISTS);
     cr_assert_eq(mg_checkpoint_add(ck, "__metadata__", lab), MG_ERR_ARG);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("a.safetensors")), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("a.safetensors")), MG_OK, "%s", mg_ctx_error(ctx));
     mg_checkpoint_free(ck);
 
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("a.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("a.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert_eq(mg_checkpoint_count(ck), 9);
     cr_assert_str_eq(mg_checkpoint_meta(ck, "step"), "42");
     cr_assert_str_eq(mg_checkpoint_meta(ck, "spec"), "model:\n  input: [1, 28, 28]\n\"quoted\" / \\ é");
@@ -198,10 +173,10 @@ Test(checkpoint, file_layout_is_safetensors)
     cr_assert_eq(mg_checkpoint_add(ck, "a", a), MG_OK);
     cr_assert_eq(mg_checkpoint_add(ck, "b", b), MG_OK);
     cr_assert_eq(mg_checkpoint_set_meta(ck, "format", "pt"), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("l.safetensors")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("l.safetensors")), MG_OK);
     mg_checkpoint_free(ck);
     size_t n;
-    unsigned char *buf = read_bytes(tpath("l.safetensors"), &n);
+    unsigned char *buf = read_bytes(tu_path("l.safetensors"), &n);
     uint64_t h = 0;
     for (int i = 0; i < 8; i++) h |= (uint64_t)buf[i] << (8 * i);
     cr_assert_eq(h % 8, 0);
@@ -291,9 +266,9 @@ Test(checkpoint, loss_is_identical_after_reload)
     net_init(ctx, &a, 7);
     net_init(ctx, &b, 500); /* other weights */
     for (int i = 0; i < 3; i++) net_step(&a);
-    net_save(ctx, &a, tpath("n.safetensors"));
+    net_save(ctx, &a, tu_path("n.safetensors"));
     mg_checkpoint *ck;
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("n.safetensors"), &ck), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("n.safetensors"), &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_load_params(ck, b.ps, NULL, 1), MG_OK, "%s", mg_ctx_error(ctx));
     mg_checkpoint_free(ck);
     mg_rng in;
@@ -320,12 +295,12 @@ Test(checkpoint, resume_continues_exactly)
 
     net_init(ctx, &first, 11);
     for (int i = 0; i < 3; i++) lr[i] = net_step(&first);
-    net_save(ctx, &first, tpath("r.safetensors"));
+    net_save(ctx, &first, tu_path("r.safetensors"));
     net_free(&first);
 
     net_init(ctx, &second, 12345);
     mg_checkpoint *ck;
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("r.safetensors"), &ck), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("r.safetensors"), &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_load_params(ck, second.ps, NULL, 1), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert_eq(mg_checkpoint_load_optim(ck, second.opt, NULL), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert_eq(mg_checkpoint_read_rng(ck, "train.rng", &second.rng), MG_OK);
@@ -348,9 +323,9 @@ Test(checkpoint, model_only_file_has_no_optimizer_state)
     mg_checkpoint *ck;
     cr_assert_eq(mg_checkpoint_new(ctx, &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_add_params(ck, a.ps, NULL), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("m.safetensors")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("m.safetensors")), MG_OK);
     mg_checkpoint_free(ck);
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("m.safetensors"), &ck), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("m.safetensors"), &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_load_params(ck, a.ps, "", 1), MG_OK);
     cr_assert_eq(mg_checkpoint_load_optim(ck, a.opt, NULL), MG_ERR_NOTFOUND);
     cr_assert(strstr(mg_ctx_error(ctx), "no optimizer state"), "%s", mg_ctx_error(ctx));
@@ -374,11 +349,11 @@ static mg_checkpoint *saved_pair(mg_ctx *ctx)
     cr_assert_eq(mg_checkpoint_add_params(ck, ps, NULL), MG_OK);
     cr_assert_eq(mg_checkpoint_add(ck, "optim.flow.0.b1.exp_avg", m), MG_OK);
     cr_assert_eq(mg_checkpoint_add(ck, "ema.flow.0.b1", m), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("p.safetensors")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("p.safetensors")), MG_OK);
     mg_checkpoint_free(ck);
     mg_params_free(ps);
     mg_tensor_free(m);
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("p.safetensors"), &ck), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("p.safetensors"), &ck), MG_OK);
     return ck;
 }
 
@@ -458,7 +433,7 @@ static mg_checkpoint *big_checkpoint(mg_ctx *ctx, mg_tensor **t)
 Test(checkpoint, failed_write_keeps_previous_file)
 {
     mg_ctx *ctx = tu_ctx();
-    const char *p = tpath("c.safetensors");
+    const char *p = tu_path("c.safetensors");
     write_bytes(p, "previous", 8);
     mg_tensor *t;
     mg_checkpoint *ck = big_checkpoint(ctx, &t);
@@ -475,10 +450,10 @@ Test(checkpoint, failed_write_keeps_previous_file)
     unsigned char *b = read_bytes(p, &n);
     cr_assert(n == 8 && memcmp(b, "previous", 8) == 0, "the previous file was touched");
     free(b);
-    cr_assert_eq(count_files(tmpdir), 1, "a temporary file was left behind");
+    cr_assert_eq(count_files(tu_tmpdir()), 1, "a temporary file was left behind");
     /* and then a write that can succeed replaces it */
     cr_assert_eq(mg_checkpoint_save(ck, p), MG_OK, "%s", mg_ctx_error(ctx));
-    cr_assert_eq(count_files(tmpdir), 1);
+    cr_assert_eq(count_files(tu_tmpdir()), 1);
     mg_checkpoint_free(ck);
     mg_tensor_free(t);
     mg_ctx_free(ctx);
@@ -489,17 +464,17 @@ Test(checkpoint, unwritable_targets_fail_cleanly)
     mg_ctx *ctx = tu_ctx();
     mg_tensor *t;
     mg_checkpoint *ck = big_checkpoint(ctx, &t);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("no/such/dir/c.safetensors")), MG_ERR_IO);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("no/such/dir/c.safetensors")), MG_ERR_IO);
     cr_assert(strstr(mg_ctx_error(ctx), "no/such/dir"), "%s", mg_ctx_error(ctx));
     /* a directory in the way: the rename fails, the directory survives */
-    cr_assert_eq(mkdir(tpath("d.safetensors"), 0755), 0);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("d.safetensors")), MG_ERR_IO);
+    cr_assert_eq(mkdir(tu_path("d.safetensors"), 0755), 0);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("d.safetensors")), MG_ERR_IO);
     struct stat st;
-    cr_assert(stat(tpath("d.safetensors"), &st) == 0 && S_ISDIR(st.st_mode));
-    cr_assert_eq(count_files(tmpdir), 1, "a temporary file was left behind");
+    cr_assert(stat(tu_path("d.safetensors"), &st) == 0 && S_ISDIR(st.st_mode));
+    cr_assert_eq(count_files(tu_tmpdir()), 1, "a temporary file was left behind");
     if (geteuid() != 0) { /* permissions mean nothing to root */
-        cr_assert_eq(mkdir(tpath("ro"), 0555), 0);
-        cr_assert_eq(mg_checkpoint_save(ck, tpath("ro/c.safetensors")), MG_ERR_IO);
+        cr_assert_eq(mkdir(tu_path("ro"), 0555), 0);
+        cr_assert_eq(mg_checkpoint_save(ck, tu_path("ro/c.safetensors")), MG_ERR_IO);
     }
     mg_checkpoint_free(ck);
     mg_tensor_free(t);
@@ -522,24 +497,24 @@ Test(checkpoint, valid_hand_made_file_loads)
 
 Test(checkpoint, missing_and_short_files)
 {
-    expect_load_error(tpath("absent.safetensors"), MG_ERR_IO, "cannot open", NULL);
-    write_bytes(tpath("empty"), "", 0);
-    expect_load_error(tpath("empty"), MG_ERR_PARSE, "truncated", NULL);
-    write_bytes(tpath("five"), "\x10\0\0\0\0", 5);
-    expect_load_error(tpath("five"), MG_ERR_PARSE, "truncated", NULL);
+    expect_load_error(tu_path("absent.safetensors"), MG_ERR_IO, "cannot open", NULL);
+    write_bytes(tu_path("empty"), "", 0);
+    expect_load_error(tu_path("empty"), MG_ERR_PARSE, "truncated", NULL);
+    write_bytes(tu_path("five"), "\x10\0\0\0\0", 5);
+    expect_load_error(tu_path("five"), MG_ERR_PARSE, "truncated", NULL);
 }
 
 Test(checkpoint, bad_header_lengths)
 {
     unsigned char huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, '{', '}'};
-    write_bytes(tpath("huge"), huge, 16);
-    expect_load_error(tpath("huge"), MG_ERR_PARSE, "header length", NULL);
+    write_bytes(tu_path("huge"), huge, 16);
+    expect_load_error(tu_path("huge"), MG_ERR_PARSE, "header length", NULL);
     unsigned char longer[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
-    write_bytes(tpath("longer"), longer, 16);
-    expect_load_error(tpath("longer"), MG_ERR_PARSE, "truncated", "200");
+    write_bytes(tu_path("longer"), longer, 16);
+    expect_load_error(tu_path("longer"), MG_ERR_PARSE, "truncated", "200");
     unsigned char zero[8] = {0};
-    write_bytes(tpath("zero"), zero, 8);
-    expect_load_error(tpath("zero"), MG_ERR_PARSE, "header length 0", NULL);
+    write_bytes(tu_path("zero"), zero, 8);
+    expect_load_error(tu_path("zero"), MG_ERR_PARSE, "header length 0", NULL);
 }
 
 Test(checkpoint, malformed_json)
@@ -581,13 +556,13 @@ Test(checkpoint, truncated_copies_of_a_good_file)
     mg_checkpoint *ck;
     cr_assert_eq(mg_checkpoint_new(ctx, &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_add(ck, "a", a), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("g")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("g")), MG_OK);
     mg_checkpoint_free(ck);
     size_t n;
-    unsigned char *b = read_bytes(tpath("g"), &n);
+    unsigned char *b = read_bytes(tu_path("g"), &n);
     for (size_t cut = 0; cut < n; cut += 7) {
-        write_bytes(tpath("cut"), b, cut);
-        expect_load_error(tpath("cut"), MG_ERR_PARSE, NULL, NULL);
+        write_bytes(tu_path("cut"), b, cut);
+        expect_load_error(tu_path("cut"), MG_ERR_PARSE, NULL, NULL);
     }
     free(b);
     mg_tensor_free(a);
@@ -657,9 +632,9 @@ Test(checkpoint, mintnet_log_likelihoods_are_bit_identical_after_reload)
     mg_checkpoint *ck;
     cr_assert_eq(mg_checkpoint_new(ctx, &ck), MG_OK);
     cr_assert_eq(mg_checkpoint_add_params(ck, a.ps, NULL), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("flow.safetensors")), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("flow.safetensors")), MG_OK, "%s", mg_ctx_error(ctx));
     mg_checkpoint_free(ck);
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("flow.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("flow.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert_not_null(mg_checkpoint_find(ck, "flow.0.w1"));
     cr_assert_not_null(mg_checkpoint_find(ck, "flow.2.t"));
     cr_assert_eq(mg_checkpoint_load_params(ck, b.ps, NULL, 1), MG_OK, "%s", mg_ctx_error(ctx));

@@ -29,31 +29,7 @@
 
 #define TINY EXAMPLES_DIR "/tiny.yaml"
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mg_drv_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
-
-TestSuite(driver, .init = make_tmpdir, .fini = rm_tmpdir, .timeout = 240);
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+TestSuite(driver, .init = tu_tmpdir_make, .fini = tu_tmpdir_remove, .timeout = 240);
 
 static char *slurp(const char *path)
 {
@@ -83,12 +59,12 @@ static char *out, *err;
 static int run_mg(const char *args)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s/out.txt' 2>'%s/err.txt' </dev/null", tmpdir, MINTGRAD_BIN,
-             args, tmpdir, tmpdir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s/out.txt' 2>'%s/err.txt' </dev/null", tu_tmpdir(), MINTGRAD_BIN,
+             args, tu_tmpdir(), tu_tmpdir());
     int st = system(cmd);
     free(out), free(err);
-    out = slurp(tpath("out.txt"));
-    err = slurp(tpath("err.txt"));
+    out = slurp(tu_path("out.txt"));
+    err = slurp(tu_path("err.txt"));
     cr_assert(WIFEXITED(st), "mintgrad %s: killed", args);
     return WEXITSTATUS(st);
 }
@@ -132,7 +108,7 @@ static const char *write_spec(const char *name, int64_t steps, const char *lr, c
     static char paths[4][512]; /* outlive tpath's rotating buffers */
     static int k;
     char *p = paths[k++ % 4];
-    snprintf(p, 512, "%s", tpath(name));
+    snprintf(p, 512, "%s", tu_path(name));
     write_text(p, text);
     return p;
 }
@@ -176,15 +152,15 @@ Test(driver, check_prints_the_layer_table)
 
 Test(driver, check_reports_spec_errors_with_position)
 {
-    const char *p = tpath("bad.yaml");
+    const char *p = tu_path("bad.yaml");
     write_text(p, "plugins: [mintnet]\nmodel:\n  input: [1, 8, 8]\n  layers:\n    - squeeze: {factr: 2}\n"
                   "data: {dataset: generated}\n");
     EXPECT_RUN(2, "check %s", p);
     HAS(err, "bad.yaml:5:");
     HAS(err, "factr");
-    EXPECT_RUN(2, "check %s", tpath("missing.yaml"));
+    EXPECT_RUN(2, "check %s", tu_path("missing.yaml"));
     HAS(err, "missing.yaml");
-    const char *odd = tpath("odd.yaml");
+    const char *odd = tu_path("odd.yaml");
     write_text(odd, "plugins: [mintnet]\nmodel:\n  input: [1, 7, 7]\n  layers:\n    - squeeze: {factor: 2}\n"
                     "data: {dataset: generated}\n");
     EXPECT_RUN(2, "check %s", odd);
@@ -216,19 +192,19 @@ Test(driver, train_writes_run_directory)
     EXPECT_RUN(0, "train %s --out run", spec);
     HAS(out, "test bits/dim:");
     HAS(err, "step 3: test bits/dim");
-    char *csv = slurp(tpath("run/metrics.csv"));
+    char *csv = slurp(tu_path("run/metrics.csv"));
     cr_assert_eq(count_lines(csv), 8, "metrics.csv:\n%s", csv); /* header, 6 steps, final test */
     HAS(csv, "step,epoch,lr,loss,train_bpd,test_bpd");
     free(csv);
-    char *svg = slurp(tpath("run/curve.svg"));
+    char *svg = slurp(tu_path("run/curve.svg"));
     HAS(svg, "<svg");
     HAS(svg, "polyline");
     free(svg);
-    char *copy = slurp(tpath("run/spec.yaml")), *orig = slurp(spec);
+    char *copy = slurp(tu_path("run/spec.yaml")), *orig = slurp(spec);
     cr_assert_str_eq(copy, orig);
     mg_ctx *ctx = tu_ctx();
     mg_checkpoint *ck;
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("run/checkpoint.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("run/checkpoint.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
     int64_t step = 0;
     cr_assert_eq(mg_checkpoint_read_i64(ck, "optim.steps", &step, 1), MG_OK);
     cr_assert_eq(step, 6);
@@ -282,8 +258,8 @@ Test(driver, resume_matches_an_uninterrupted_run)
     EXPECT_RUN(0, "train %s --out part --until 5 --no-final-eval", spec);
     HAS(out, "stopped at step 5 of 10");
     EXPECT_RUN(0, "train %s --out part --resume part/checkpoint.safetensors --no-final-eval", spec);
-    same_checkpoints(tpath("full/checkpoint.safetensors"), tpath("part/checkpoint.safetensors"));
-    char *a = losses(tpath("full/metrics.csv")), *b = losses(tpath("part/metrics.csv"));
+    same_checkpoints(tu_path("full/checkpoint.safetensors"), tu_path("part/checkpoint.safetensors"));
+    char *a = losses(tu_path("full/metrics.csv")), *b = losses(tu_path("part/metrics.csv"));
     cr_assert_str_eq(a, b);
     free(a), free(b);
 }
@@ -295,7 +271,7 @@ Test(driver, eval_and_its_options)
     EXPECT_RUN(0, "eval %s --checkpoint run/checkpoint.safetensors --per-sample ps.csv", spec);
     HAS(out, "test bits/dim:");
     HAS(out, "32 images");
-    char *ps = slurp(tpath("ps.csv"));
+    char *ps = slurp(tu_path("ps.csv"));
     cr_assert_eq(count_lines(ps), 33);
     HAS(ps, "index,bpd\n0,");
     free(ps);
@@ -322,9 +298,9 @@ Test(driver, eval_on_idx_files)
     uint8_t px[5 * 64];
     for (int i = 0; i < 5 * 64; i++) px[i] = (uint8_t)(i * 7);
     int64_t dims[3] = {5, 8, 8}, wrong[3] = {2, 10, 10};
-    cr_assert_eq(idx_write(ctx, tpath("imgs.gz"), 1, 3, dims, px), MG_OK);
-    cr_assert_eq(idx_write(ctx, tpath("imgs"), 0, 3, dims, px), MG_OK);
-    cr_assert_eq(idx_write(ctx, tpath("big.gz"), 1, 3, wrong, px), MG_OK);
+    cr_assert_eq(idx_write(ctx, tu_path("imgs.gz"), 1, 3, dims, px), MG_OK);
+    cr_assert_eq(idx_write(ctx, tu_path("imgs"), 0, 3, dims, px), MG_OK);
+    cr_assert_eq(idx_write(ctx, tu_path("big.gz"), 1, 3, wrong, px), MG_OK);
     mg_ctx_free(ctx);
     EXPECT_RUN(0, "eval %s --checkpoint run/checkpoint.safetensors --images imgs.gz", spec);
     HAS(out, "5 images of imgs.gz");
@@ -343,7 +319,7 @@ Test(driver, bad_checkpoints_are_input_errors)
     const char *spec = write_spec("b.yaml", 2, "1.0e-3", NULL);
     EXPECT_RUN(2, "eval %s --checkpoint none.safetensors", spec);
     HAS(err, "none.safetensors");
-    write_text(tpath("junk.safetensors"), "this is not a checkpoint at all");
+    write_text(tu_path("junk.safetensors"), "this is not a checkpoint at all");
     EXPECT_RUN(2, "eval %s --checkpoint junk.safetensors", spec);
     HAS(err, "junk.safetensors");
     /* a checkpoint of the tiny example has other shapes */
@@ -360,7 +336,7 @@ Test(driver, model_only_checkpoint)
     EXPECT_RUN(0, "train %s --out run --no-final-eval", spec);
     mg_ctx *ctx = tu_ctx();
     mg_checkpoint *full, *model;
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("run/checkpoint.safetensors"), &full), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("run/checkpoint.safetensors"), &full), MG_OK);
     cr_assert_eq(mg_checkpoint_new(ctx, &model), MG_OK);
     mg_tensor *ts[64];
     int n = 0;
@@ -374,7 +350,7 @@ Test(driver, model_only_checkpoint)
         n++;
     }
     cr_assert_gt(n, 3);
-    cr_assert_eq(mg_checkpoint_save(model, tpath("model.safetensors")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(model, tu_path("model.safetensors")), MG_OK);
     mg_checkpoint_free(model);
     mg_checkpoint_free(full);
     for (int i = 0; i < n; i++) mg_tensor_free(ts[i]);
@@ -410,11 +386,11 @@ Test(driver, sample_writes_a_grid)
     EXPECT_RUN(0, "sample %s --checkpoint run/checkpoint.safetensors -o grid.png", spec);
     HAS(out, "wrote 6 samples");
     uint32_t w, h;
-    png_size(tpath("grid.png"), &w, &h);
+    png_size(tu_path("grid.png"), &w, &h);
     cr_assert(w == 3 * 12 && h == 2 * 12, "grid is %ux%u", w, h); /* 8x8 images, 2-pixel borders */
     EXPECT_RUN(0, "sample %s --checkpoint run/checkpoint.safetensors -o g2.png --count 10 --cols 5 --temperature 0.5 "
                   "--seed 9 --batch 4", spec);
-    png_size(tpath("g2.png"), &w, &h);
+    png_size(tu_path("g2.png"), &w, &h);
     cr_assert(w == 5 * 12 && h == 2 * 12, "grid is %ux%u", w, h);
     EXPECT_RUN(3, "sample %s --checkpoint run/checkpoint.safetensors -o /nonexistent/dir/g.png", spec);
 }
@@ -430,7 +406,7 @@ Test(driver, sample_reports_non_converged)
     char buf[4096];
     snprintf(buf, sizeof buf, "%.*s  prior: normal\n  inverse: {max_iterations: 1, tolerance: 1.0e-9}\n%s",
              (int)(p - text), text, p + strlen("  prior: normal\n"));
-    const char *spec1 = tpath("n1.yaml");
+    const char *spec1 = tu_path("n1.yaml");
     write_text(spec1, buf);
     free(text);
     EXPECT_RUN(0, "sample %s --checkpoint run/checkpoint.safetensors -o g.png", spec1);
@@ -451,7 +427,8 @@ Test(driver, precision_override_for_the_inverse)
     char buf[4096];
     snprintf(buf, sizeof buf, "%.*s  prior: normal\n  inverse: {max_iterations: 300, tolerance: 1.0e-10}\n%s",
              (int)(p - text), text, p + strlen("  prior: normal\n"));
-    const char *spec1 = tpath("p1.yaml");
+    char spec1[512]; /* tu_path's buffers rotate: keep a copy */
+    snprintf(spec1, sizeof spec1, "%s", tu_path("p1.yaml"));
     write_text(spec1, buf);
     free(text);
     EXPECT_RUN(3, "sample %s --checkpoint run/checkpoint.safetensors -o g.png --strict", spec1);
@@ -489,9 +466,9 @@ Test(driver, training_lowers_bits_per_dim)
 {
     const char *spec = write_spec("l.yaml", 300, "5.0e-3", "  eval_every: 150\n");
     EXPECT_RUN(0, "train %s --out run", spec);
-    double early = mean_col(tpath("run/metrics.csv"), 4, 1, 20);
-    double late = mean_col(tpath("run/metrics.csv"), 4, 281, 300);
-    double test_mid = mean_col(tpath("run/metrics.csv"), 5, 150, 150);
+    double early = mean_col(tu_path("run/metrics.csv"), 4, 1, 20);
+    double late = mean_col(tu_path("run/metrics.csv"), 4, 281, 300);
+    double test_mid = mean_col(tu_path("run/metrics.csv"), 5, 150, 150);
     cr_assert_lt(late, early - 0.5, "train bits/dim %.3f -> %.3f", early, late);
     const char *t = strstr(out, "test bits/dim: ");
     cr_assert_not_null(t);
@@ -506,16 +483,16 @@ Test(driver, sigint_writes_a_checkpoint)
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        if (chdir(tmpdir) != 0) _exit(99);
+        if (chdir(tu_tmpdir()) != 0) _exit(99);
         freopen("/dev/null", "w", stdout);
-        freopen(tpath("int.txt"), "w", stderr);
+        freopen(tu_path("int.txt"), "w", stderr);
         execl(MINTGRAD_BIN, MINTGRAD_BIN, "train", spec, "--out", "run", (char *)NULL);
         _exit(98);
     }
     /* wait until it trains (metrics rows appear), then interrupt */
     for (int i = 0; i < 600; i++) {
         usleep(50000);
-        char *csv = slurp(tpath("run/metrics.csv"));
+        char *csv = slurp(tu_path("run/metrics.csv"));
         int rows = count_lines(csv);
         free(csv);
         if (rows > 5) break;
@@ -524,13 +501,13 @@ Test(driver, sigint_writes_a_checkpoint)
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st), "killed by a signal");
-    char *e = slurp(tpath("int.txt"));
+    char *e = slurp(tu_path("int.txt"));
     cr_assert_eq(WEXITSTATUS(st), 130, "exit %d\n%s", WEXITSTATUS(st), e);
     HAS(e, "--resume");
     free(e);
     mg_ctx *ctx = tu_ctx();
     mg_checkpoint *ck;
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("run/checkpoint.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("run/checkpoint.safetensors"), &ck), MG_OK, "%s", mg_ctx_error(ctx));
     int64_t step = 0;
     cr_assert_eq(mg_checkpoint_read_i64(ck, "train.step", &step, 1), MG_OK);
     cr_assert_gt(step, 0);
@@ -542,7 +519,7 @@ Test(driver, sigint_writes_a_checkpoint)
 
 Test(driver, train_on_a_missing_dataset_names_the_package)
 {
-    const char *p = tpath("f.yaml");
+    const char *p = tu_path("f.yaml");
     write_text(p, "plugins: [mintnet]\nmodel:\n  input: [1, 28, 28]\n  layers:\n    - squeeze: {factor: 2}\n"
                   "data: {dataset: fashion-mnist, path: /nonexistent/fashion}\n");
     EXPECT_RUN(2, "train %s --out run", p);
@@ -559,17 +536,17 @@ Test(driver, image_grid_marks_and_sizes)
     for (int i = 0; i < 5 * 3 * 4 * 6; i++) x[i] = (float)(i % 7) / 6.0f;
     x[3] = NAN;
     uint8_t mark[5] = {0, 1, 0, 0, 1};
-    cr_assert_eq(image_write_grid(ctx, tpath("g.png"), x, 5, 3, 4, 6, 0, mark), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(image_write_grid(ctx, tu_path("g.png"), x, 5, 3, 4, 6, 0, mark), MG_OK, "%s", mg_ctx_error(ctx));
     uint32_t w, h;
-    png_size(tpath("g.png"), &w, &h);
+    png_size(tu_path("g.png"), &w, &h);
     cr_assert(w == 3 * 10 && h == 2 * 8, "%ux%u", w, h); /* ceil(sqrt(5)) = 3 columns */
-    cr_assert_eq(image_write_grid(ctx, tpath("g1.png"), x, 5, 1, 4, 6, 5, NULL), MG_OK);
-    png_size(tpath("g1.png"), &w, &h);
+    cr_assert_eq(image_write_grid(ctx, tu_path("g1.png"), x, 5, 1, 4, 6, 5, NULL), MG_OK);
+    png_size(tu_path("g1.png"), &w, &h);
     cr_assert(w == 5 * 10 && h == 8, "%ux%u", w, h);
-    cr_assert_eq(image_write_grid(ctx, tpath("none/g.png"), x, 5, 1, 4, 6, 5, NULL), MG_ERR_IO);
+    cr_assert_eq(image_write_grid(ctx, tu_path("none/g.png"), x, 5, 1, 4, 6, 5, NULL), MG_ERR_IO);
     cr_assert(strstr(mg_ctx_error(ctx), "none/g.png"));
     struct stat st;
-    cr_assert_neq(stat(tpath("none/g.png.tmp"), &st), 0);
+    cr_assert_neq(stat(tu_path("none/g.png.tmp"), &st), 0);
     mg_ctx_free(ctx);
 }
 
@@ -578,15 +555,15 @@ Test(driver, svg_plot)
     mg_ctx *ctx = tu_ctx();
     double x[4] = {1, 2, 3, 4}, y[4] = {5.5, 4.25, NAN, 3.0};
     plot_series s = {"train", "#123456", x, y, 4, 1};
-    cr_assert_eq(plot_write_svg(ctx, tpath("p.svg"), "title", "step", "bits/dim", &s, 1, NAN, NAN), MG_OK);
-    char *svg = slurp(tpath("p.svg"));
+    cr_assert_eq(plot_write_svg(ctx, tu_path("p.svg"), "title", "step", "bits/dim", &s, 1, NAN, NAN), MG_OK);
+    char *svg = slurp(tu_path("p.svg"));
     HAS(svg, "<svg");
     HAS(svg, "</svg>");
     HAS(svg, "#123456");
     HAS(svg, ">train<");
     cr_assert_null(strstr(svg, "nan"));
     free(svg);
-    cr_assert_eq(plot_write_svg(ctx, tpath("none/p.svg"), "t", "x", "y", &s, 1, 0, 10), MG_ERR_IO);
+    cr_assert_eq(plot_write_svg(ctx, tu_path("none/p.svg"), "t", "x", "y", &s, 1, 0, 10), MG_ERR_IO);
     mg_ctx_free(ctx);
 }
 

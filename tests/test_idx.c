@@ -12,31 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mg_idx_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
-
-TestSuite(idx, .init = make_tmpdir, .fini = rm_tmpdir);
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+TestSuite(idx, .init = tu_tmpdir_make, .fini = tu_tmpdir_remove);
 
 /* n images of h x w with pixel (i, y, x) = (7 i + 3 y + x) mod 256. */
 static uint8_t *pattern(int64_t n, int64_t h, int64_t w)
@@ -73,7 +49,7 @@ static void round_trip(int gzip)
     mg_ctx *ctx = tu_ctx();
     int64_t dims[3] = {5, 6, 7};
     uint8_t *p = pattern(5, 6, 7);
-    const char *path = tpath(gzip ? "img.gz" : "img");
+    const char *path = tu_path(gzip ? "img.gz" : "img");
     cr_assert_eq(idx_write(ctx, path, gzip, 3, dims, p), MG_OK);
     /* the plain file really is plain, the gzip file really is gzip */
     FILE *f = fopen(path, "rb");
@@ -104,30 +80,30 @@ Test(idx, labels)
     mg_ctx *ctx = tu_ctx();
     uint8_t lab[4] = {9, 0, 3, 255};
     int64_t n = 4;
-    cr_assert_eq(idx_write(ctx, tpath("lab.gz"), 1, 1, &n, lab), MG_OK);
+    cr_assert_eq(idx_write(ctx, tu_path("lab.gz"), 1, 1, &n, lab), MG_OK);
     idx_file r;
-    cr_assert_eq(idx_read(ctx, tpath("lab.gz"), IDX_MAGIC_LABELS, 0, &r), MG_OK, "%s", mg_ctx_error(ctx));
+    cr_assert_eq(idx_read(ctx, tu_path("lab.gz"), IDX_MAGIC_LABELS, 0, &r), MG_OK, "%s", mg_ctx_error(ctx));
     cr_assert(r.ndim == 1 && r.dims[0] == 4 && memcmp(r.data, lab, 4) == 0);
     idx_free(&r);
     /* labels are not images and images are not labels */
-    expect_error(tpath("lab.gz"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX magic 0x00000801");
+    expect_error(tu_path("lab.gz"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX magic 0x00000801");
     mg_ctx_free(ctx);
 }
 
 Test(idx, errors)
 {
     mg_ctx *ctx = tu_ctx();
-    expect_error(tpath("absent.gz"), IDX_MAGIC_IMAGES, MG_ERR_NOTFOUND, "cannot open");
-    write_raw(tpath("short"), "\0\0\x08", 3);
-    expect_error(tpath("short"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated IDX header");
-    write_raw(tpath("hdr"), "\0\0\x08\x03\0\0\0\x05\0\0", 10);
-    expect_error(tpath("hdr"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated IDX header");
-    write_raw(tpath("text"), "hello, world: not an IDX file", 29);
-    expect_error(tpath("text"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX magic");
-    write_raw(tpath("zero"), "\0\0\x08\x03\0\0\0\x05\0\0\0\0\0\0\0\x1c", 16);
-    expect_error(tpath("zero"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX dimension 1: 0");
-    write_raw(tpath("huge"), "\0\0\x08\x03\x7f\0\0\0\0\0\0\x1c\0\0\0\x1c", 16);
-    expect_error(tpath("huge"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX dimension 0");
+    expect_error(tu_path("absent.gz"), IDX_MAGIC_IMAGES, MG_ERR_NOTFOUND, "cannot open");
+    write_raw(tu_path("short"), "\0\0\x08", 3);
+    expect_error(tu_path("short"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated IDX header");
+    write_raw(tu_path("hdr"), "\0\0\x08\x03\0\0\0\x05\0\0", 10);
+    expect_error(tu_path("hdr"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated IDX header");
+    write_raw(tu_path("text"), "hello, world: not an IDX file", 29);
+    expect_error(tu_path("text"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX magic");
+    write_raw(tu_path("zero"), "\0\0\x08\x03\0\0\0\x05\0\0\0\0\0\0\0\x1c", 16);
+    expect_error(tu_path("zero"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX dimension 1: 0");
+    write_raw(tu_path("huge"), "\0\0\x08\x03\x7f\0\0\0\0\0\0\x1c\0\0\0\x1c", 16);
+    expect_error(tu_path("huge"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "bad IDX dimension 0");
     mg_ctx_free(ctx);
 }
 
@@ -143,10 +119,10 @@ static void write_gz(const char *path, const void *b, size_t n)
 Test(idx, truncated_data)
 {
     unsigned char b[16 + 48] = {0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 4};
-    write_raw(tpath("cut"), b, sizeof b);
-    expect_error(tpath("cut"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated: the header promises 9 items");
-    write_gz(tpath("cut.gz"), b, sizeof b);
-    expect_error(tpath("cut.gz"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "the file holds 48 bytes");
+    write_raw(tu_path("cut"), b, sizeof b);
+    expect_error(tu_path("cut"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "truncated: the header promises 9 items");
+    write_gz(tu_path("cut.gz"), b, sizeof b);
+    expect_error(tu_path("cut.gz"), IDX_MAGIC_IMAGES, MG_ERR_PARSE, "the file holds 48 bytes");
 }
 
 /* A gzip stream damaged in the middle is an I/O error, not silent garbage. */
@@ -155,8 +131,8 @@ Test(idx, corrupt_gzip)
     mg_ctx *ctx = tu_ctx();
     int64_t dims[3] = {50, 28, 28};
     uint8_t *p = pattern(50, 28, 28);
-    cr_assert_eq(idx_write(ctx, tpath("c.gz"), 1, 3, dims, p), MG_OK);
-    FILE *f = fopen(tpath("c.gz"), "r+b");
+    cr_assert_eq(idx_write(ctx, tu_path("c.gz"), 1, 3, dims, p), MG_OK);
+    FILE *f = fopen(tu_path("c.gz"), "r+b");
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, n / 2, SEEK_SET);
@@ -165,7 +141,7 @@ Test(idx, corrupt_gzip)
     fwrite(junk, 1, sizeof junk, f);
     fclose(f);
     idx_file r;
-    mg_status s = idx_read(ctx, tpath("c.gz"), IDX_MAGIC_IMAGES, 0, &r);
+    mg_status s = idx_read(ctx, tu_path("c.gz"), IDX_MAGIC_IMAGES, 0, &r);
     cr_assert(s == MG_ERR_IO || s == MG_ERR_PARSE, "got %s", mg_status_name(s));
     cr_assert(strstr(mg_ctx_error(ctx), "c.gz"), "%s", mg_ctx_error(ctx));
     free(p);
@@ -177,12 +153,12 @@ Test(idx, dataset_checks_image_size)
     mg_ctx *ctx = tu_ctx();
     int64_t dims[3] = {2, 28, 28}, want[3] = {1, 8, 8}, ok[3] = {1, 28, 28};
     uint8_t *p = pattern(2, 28, 28);
-    cr_assert_eq(idx_write(ctx, tpath("d.gz"), 1, 3, dims, p), MG_OK);
+    cr_assert_eq(idx_write(ctx, tu_path("d.gz"), 1, 3, dims, p), MG_OK);
     dataset d;
-    cr_assert_eq(dataset_load_idx(ctx, tpath("d.gz"), want, 0, &d), MG_ERR_SHAPE);
+    cr_assert_eq(dataset_load_idx(ctx, tu_path("d.gz"), want, 0, &d), MG_ERR_SHAPE);
     cr_assert(strstr(mg_ctx_error(ctx), "d.gz: images are 1x28x28, the model's input is 1x8x8"), "%s",
               mg_ctx_error(ctx));
-    cr_assert_eq(dataset_load_idx(ctx, tpath("d.gz"), ok, 0, &d), MG_OK);
+    cr_assert_eq(dataset_load_idx(ctx, tu_path("d.gz"), ok, 0, &d), MG_OK);
     cr_assert(d.n == 2 && d.c == 1 && d.h == 28 && d.w == 28);
     cr_assert_eq(memcmp(d.pixels, p, 2 * 28 * 28), 0);
     dataset_free(&d);
@@ -271,9 +247,9 @@ Test(idx, batcher_resumes_exactly)
     mg_checkpoint *ck;
     cr_assert_eq(mg_checkpoint_new(ctx, &ck), MG_OK);
     cr_assert_eq(batcher_save(&a, ck), MG_OK);
-    cr_assert_eq(mg_checkpoint_save(ck, tpath("b.safetensors")), MG_OK);
+    cr_assert_eq(mg_checkpoint_save(ck, tu_path("b.safetensors")), MG_OK);
     mg_checkpoint_free(ck);
-    cr_assert_eq(mg_checkpoint_load(ctx, tpath("b.safetensors"), &ck), MG_OK);
+    cr_assert_eq(mg_checkpoint_load(ctx, tu_path("b.safetensors"), &ck), MG_OK);
     cr_assert_eq(batcher_restore(ctx, &b, ck), MG_OK, "%s", mg_ctx_error(ctx));
     for (int i = 0; i < 10; i++) {
         batcher_next(&a, 16, x);

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <mintgrad/mintgrad.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* A fresh context; fails the test if it cannot be made. */
 static inline mg_ctx *tu_ctx(void)
@@ -143,6 +145,38 @@ static inline mg_status tu_try_op(mg_ctx *ctx, const char *op, const mg_tensor *
     cr_assert_eq(mg_graph_status(g), s);
     mg_graph_free(g);
     return s;
+}
+
+/* ---- a temporary directory per test --------------------------------------
+ * Criterion forks each test; TestSuite(x, .init = tu_tmpdir_make, .fini =
+ * tu_tmpdir_remove) gives every test an empty /tmp/mg_test_XXXXXX. */
+static inline char *tu_tmpdir(void)
+{
+    static char dir[256];
+    return dir;
+}
+
+static inline void tu_tmpdir_make(void)
+{
+    snprintf(tu_tmpdir(), 256, "/tmp/mg_test_XXXXXX");
+    cr_assert_not_null(mkdtemp(tu_tmpdir()));
+}
+
+static inline void tu_tmpdir_remove(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_tmpdir());
+    if (system(cmd) != 0) cr_log_warn("could not remove %s", tu_tmpdir());
+}
+
+/* "<tmpdir>/<name>" in one of 8 rotating buffers. */
+static inline const char *tu_path(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", tu_tmpdir(), name);
+    return p;
 }
 
 #endif
