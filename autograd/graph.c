@@ -49,9 +49,7 @@ void mg_graph_free(mg_graph *g)
 mg_ctx *mg_graph_ctx(const mg_graph *g) { return g->ctx; }
 mg_status mg_graph_status(const mg_graph *g) { return g ? g->status : MG_ERR_ARG; }
 
-/* Records the first failure and returns the status. */
-static mg_status gfail(mg_graph *g, mg_status s, const char *fmt, ...) MG_PRINTF(3, 4);
-static mg_status gfail(mg_graph *g, mg_status s, const char *fmt, ...)
+mg_status mg_graph_fail(mg_graph *g, mg_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -60,6 +58,7 @@ static mg_status gfail(mg_graph *g, mg_status s, const char *fmt, ...)
     if (g->status == MG_OK) g->status = s;
     return s;
 }
+
 
 /* Marks a failure already reported to the context. */
 static mg_status gkeep(mg_graph *g, mg_status s)
@@ -79,7 +78,7 @@ static int name_taken(const mg_graph *g, const char *name)
 static int add_value(mg_graph *g, mg_value_kind kind, const char *name, const mg_tensor *desc)
 {
     if (mg_grow((void **)&g->vals, &g->cap_vals, g->n_vals + 1, sizeof *g->vals) != MG_OK) {
-        gfail(g, MG_ERR_NOMEM, "out of memory adding value '%s'", name);
+        mg_graph_fail(g, MG_ERR_NOMEM, "out of memory adding value '%s'", name);
         return -1;
     }
     mg_gvalue *v = &g->vals[g->n_vals];
@@ -95,7 +94,7 @@ static int add_value(mg_graph *g, mg_value_kind kind, const char *name, const mg
     if (!v->name || (g->scope_path && !v->scope)) {
         mg_free(v->name);
         mg_free(v->scope);
-        gfail(g, MG_ERR_NOMEM, "out of memory adding value '%s'", name);
+        mg_graph_fail(g, MG_ERR_NOMEM, "out of memory adding value '%s'", name);
         return -1;
     }
     return g->n_vals++;
@@ -105,11 +104,11 @@ static mg_value leaf(mg_graph *g, mg_value_kind kind, const char *name, const mg
 {
     if (g->status != MG_OK) return MG_VALUE_NONE;
     if (!name || !name[0]) {
-        gfail(g, MG_ERR_ARG, "graph inputs, parameters and constants need a name");
+        mg_graph_fail(g, MG_ERR_ARG, "graph inputs, parameters and constants need a name");
         return MG_VALUE_NONE;
     }
     if (name_taken(g, name)) {
-        gfail(g, MG_ERR_EXISTS, "the graph already has a value named '%s'", name);
+        mg_graph_fail(g, MG_ERR_EXISTS, "the graph already has a value named '%s'", name);
         return MG_VALUE_NONE;
     }
     int id = add_value(g, kind, name, desc);
@@ -121,7 +120,7 @@ mg_value mg_graph_input(mg_graph *g, const char *name, mg_dtype dt, int rank, co
     mg_tensor d;
     if (g->status != MG_OK) return MG_VALUE_NONE;
     if (mg_tensor_init(&d, dt, rank, shape, NULL) != MG_OK) {
-        gfail(g, MG_ERR_ARG, "input '%s': bad dtype, rank %d or negative size", name ? name : "?", rank);
+        mg_graph_fail(g, MG_ERR_ARG, "input '%s': bad dtype, rank %d or negative size", name ? name : "?", rank);
         return MG_VALUE_NONE;
     }
     return leaf(g, MG_VALUE_INPUT, name, &d);
@@ -131,7 +130,7 @@ mg_value mg_graph_param(mg_graph *g, mg_param *p)
 {
     if (g->status != MG_OK) return MG_VALUE_NONE;
     if (!p || !p->value) {
-        gfail(g, MG_ERR_ARG, "mg_graph_param: NULL parameter");
+        mg_graph_fail(g, MG_ERR_ARG, "mg_graph_param: NULL parameter");
         return MG_VALUE_NONE;
     }
     for (int i = 0; i < g->n_vals; i++)
@@ -145,12 +144,12 @@ mg_value mg_graph_const(mg_graph *g, const char *name, const mg_tensor *t)
 {
     if (g->status != MG_OK) return MG_VALUE_NONE;
     if (!t) {
-        gfail(g, MG_ERR_ARG, "constant '%s': NULL tensor", name ? name : "?");
+        mg_graph_fail(g, MG_ERR_ARG, "constant '%s': NULL tensor", name ? name : "?");
         return MG_VALUE_NONE;
     }
     mg_tensor *c = mg_tensor_clone(t);
     if (!c) {
-        gfail(g, MG_ERR_NOMEM, "out of memory copying constant '%s'", name ? name : "?");
+        mg_graph_fail(g, MG_ERR_NOMEM, "out of memory copying constant '%s'", name ? name : "?");
         return MG_VALUE_NONE;
     }
     mg_value v = leaf(g, MG_VALUE_CONST, name, c);
@@ -184,9 +183,9 @@ static mg_status check_attrs(mg_graph *g, const mg_op_def *op, const char *node,
         }
         if (ok) continue;
         if (best && bd <= 2)
-            return gfail(g, MG_ERR_ATTR, "node '%s' (%s): unknown attribute '%s' (did you mean '%s'?)",
+            return mg_graph_fail(g, MG_ERR_ATTR, "node '%s' (%s): unknown attribute '%s' (did you mean '%s'?)",
                          node, op->name, key, best);
-        return gfail(g, MG_ERR_ATTR, "node '%s' (%s): unknown attribute '%s'", node, op->name, key);
+        return mg_graph_fail(g, MG_ERR_ATTR, "node '%s' (%s): unknown attribute '%s'", node, op->name, key);
     }
     return MG_OK;
 }
@@ -196,14 +195,14 @@ static mg_status check_inputs(mg_graph *g, const mg_op_def *op, const char *node
 {
     if (n_in < op->min_inputs || (op->max_inputs >= 0 && n_in > op->max_inputs)) {
         if (op->max_inputs == op->min_inputs)
-            return gfail(g, MG_ERR_ARG, "node '%s' (%s): takes %d input(s), got %d", node, op->name,
+            return mg_graph_fail(g, MG_ERR_ARG, "node '%s' (%s): takes %d input(s), got %d", node, op->name,
                          op->min_inputs, n_in);
-        return gfail(g, MG_ERR_ARG, "node '%s' (%s): takes %d to %d inputs, got %d", node, op->name,
+        return mg_graph_fail(g, MG_ERR_ARG, "node '%s' (%s): takes %d to %d inputs, got %d", node, op->name,
                      op->min_inputs, op->max_inputs, n_in);
     }
     for (int i = 0; i < n_in; i++)
         if (in[i].id < 0 || in[i].id >= g->n_vals)
-            return gfail(g, MG_ERR_ARG, "node '%s' (%s): input %d is not a value of this graph", node,
+            return mg_graph_fail(g, MG_ERR_ARG, "node '%s' (%s): input %d is not a value of this graph", node,
                          op->name, i);
     return MG_OK;
 }
@@ -299,16 +298,16 @@ mg_status mg_graph_node(mg_graph *g, const char *opname, const char *name, const
     const mg_op_def *op = mg_registry_find_op(g->ctx->reg, opname);
     if (!op) {
         const char *sug = mg_registry_suggest_op(g->ctx->reg, opname);
-        return gfail(g, MG_ERR_NOTFOUND, "unknown op '%s'%s%s%s", opname ? opname : "(null)",
+        return mg_graph_fail(g, MG_ERR_NOTFOUND, "unknown op '%s'%s%s%s", opname ? opname : "(null)",
                      sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
     }
     char *full = node_name(g, op->name, name);
-    if (!full) return gfail(g, MG_ERR_NOMEM, "out of memory adding a %s node", op->name);
+    if (!full) return mg_graph_fail(g, MG_ERR_NOMEM, "out of memory adding a %s node", op->name);
     mg_status s = check_inputs(g, op, full, in, n_in);
     if (s == MG_OK) s = check_attrs(g, op, full, attrs);
     const mg_tensor *descs[256];
     mg_tensor named[256]; /* descriptions carrying the value names, for messages */
-    if (s == MG_OK && n_in > 256) s = gfail(g, MG_ERR_ARG, "node '%s': more than 256 inputs", full);
+    if (s == MG_OK && n_in > 256) s = mg_graph_fail(g, MG_ERR_ARG, "node '%s': more than 256 inputs", full);
     mg_tensor outs[MG_MAX_OUTPUTS];
     int no = 0;
     if (s == MG_OK) {
@@ -321,7 +320,7 @@ mg_status mg_graph_node(mg_graph *g, const char *opname, const char *name, const
         if (s != MG_OK) gkeep(g, s);
     }
     if (s == MG_OK && (s = append_node(g, op, full, in, n_in, attrs, outs, no)) != MG_OK)
-        return gfail(g, s, "out of memory adding node '%s'", name ? name : op->name);
+        return mg_graph_fail(g, s, "out of memory adding node '%s'", name ? name : op->name);
     if (s != MG_OK) {
         mg_free(full);
         return s;
@@ -362,18 +361,18 @@ static mg_status rebuild_scope_path(mg_graph *g)
 mg_status mg_graph_push_scope(mg_graph *g, const char *name, const char *type)
 {
     if (g->status != MG_OK) return g->status;
-    if (!name || !name[0]) return gfail(g, MG_ERR_ARG, "a scope needs a name");
+    if (!name || !name[0]) return mg_graph_fail(g, MG_ERR_ARG, "a scope needs a name");
     int cap = g->scope_cap;
     if (mg_grow((void **)&g->scope_names, &cap, g->scope_depth + 1, sizeof(char *)) != MG_OK ||
         mg_grow((void **)&g->scope_types, &g->scope_cap, g->scope_depth + 1, sizeof(char *)) != MG_OK)
-        return gfail(g, MG_ERR_NOMEM, "out of memory opening scope '%s'", name);
+        return mg_graph_fail(g, MG_ERR_NOMEM, "out of memory opening scope '%s'", name);
     g->scope_names[g->scope_depth] = mg_strdup(name);
     g->scope_types[g->scope_depth] = mg_strdup(type ? type : "");
     g->scope_depth++;
     if (!g->scope_names[g->scope_depth - 1] || !g->scope_types[g->scope_depth - 1] ||
         rebuild_scope_path(g) != MG_OK) {
         mg_graph_pop_scope(g);
-        return gfail(g, MG_ERR_NOMEM, "out of memory opening scope '%s'", name);
+        return mg_graph_fail(g, MG_ERR_NOMEM, "out of memory opening scope '%s'", name);
     }
     return MG_OK;
 }
@@ -384,7 +383,7 @@ void mg_graph_pop_scope(mg_graph *g)
     g->scope_depth--;
     mg_free(g->scope_names[g->scope_depth]);
     mg_free(g->scope_types[g->scope_depth]);
-    if (rebuild_scope_path(g) != MG_OK) gfail(g, MG_ERR_NOMEM, "out of memory closing a scope");
+    if (rebuild_scope_path(g) != MG_OK) mg_graph_fail(g, MG_ERR_NOMEM, "out of memory closing a scope");
 }
 
 /* ---- inspection ---- */

@@ -149,7 +149,7 @@ static mg_value named_scale(mg_graph *g, const char *name, mg_value x, double sc
     mg_attrs *a = mg_attrs_new();
     if (!a || mg_attrs_set_float(a, "scale", scale) || mg_attrs_set_float(a, "shift", shift)) {
         mg_attrs_free(a);
-        mg_ctx_fail(mg_graph_ctx(g), MG_ERR_NOMEM, "out of memory");
+        mg_graph_fail(g, MG_ERR_NOMEM, "out of memory");
         return MG_VALUE_NONE;
     }
     mg_value v = named(g, "scale", name, &x, 1, a);

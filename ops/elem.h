@@ -119,7 +119,7 @@ static inline mg_value mg_elem_add1(mg_graph *g, const char *op, const mg_value 
 {
     if (!ok || !attrs) {
         mg_attrs_free(attrs);
-        mg_ctx_fail(mg_graph_ctx(g), MG_ERR_NOMEM, "%s: out of memory building attributes", op);
+        mg_graph_fail(g, MG_ERR_NOMEM, "%s: out of memory building attributes", op);
         return MG_VALUE_NONE;
     }
     return mg_ops_add1(g, op, in, n_in, attrs);

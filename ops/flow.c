@@ -232,7 +232,7 @@ static mg_status lambda_node(mg_graph *g, const char *op, mg_value in, double la
     mg_attrs *a = mg_attrs_new();
     if (!a || mg_attrs_set_float(a, "lambda", lambda) != MG_OK) {
         mg_attrs_free(a);
-        return mg_ctx_fail(mg_graph_ctx(g), MG_ERR_NOMEM, "%s: out of memory building attributes", op);
+        return mg_graph_fail(g, MG_ERR_NOMEM, "%s: out of memory building attributes", op);
     }
     mg_status s = mg_graph_node(g, op, NULL, &in, 1, a, out, max_out, NULL);
     mg_attrs_free(a);

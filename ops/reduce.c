@@ -418,7 +418,7 @@ static mg_value red_node(mg_graph *g, const char *op, mg_value x, const int *axe
 {
     int64_t ax[MG_ATTR_MAX_LIST];
     if (n_axes < 0 || n_axes > MG_ATTR_MAX_LIST || (n_axes > 0 && !axes)) {
-        mg_ctx_fail(mg_graph_ctx(g), MG_ERR_ARG, "%s: bad axes list (%d entries)", op, n_axes);
+        mg_graph_fail(g, MG_ERR_ARG, "%s: bad axes list (%d entries)", op, n_axes);
         return MG_VALUE_NONE;
     }
     for (int i = 0; i < n_axes; i++) ax[i] = axes[i];

@@ -609,7 +609,7 @@ mg_status mg_ops_register_shape(mg_registry *r)
 /* Fails on the graph's context for a bad constructor argument. */
 static mg_value sh_bad_arg(mg_graph *g, const char *op, const char *what)
 {
-    mg_ctx_fail(mg_graph_ctx(g), MG_ERR_ARG, "%s: %s", op, what);
+    mg_graph_fail(g, MG_ERR_ARG, "%s: %s", op, what);
     return MG_VALUE_NONE;
 }
 
@@ -652,14 +652,14 @@ mg_value mg_concat(mg_graph *g, const mg_value *xs, int n, int axis)
 mg_status mg_split(mg_graph *g, mg_value x, int axis, const int64_t *sizes, int n, mg_value *out)
 {
     if (n < 1 || n > MG_ATTR_MAX_LIST || !sizes || !out)
-        return mg_ctx_fail(mg_graph_ctx(g), MG_ERR_ARG, "split: needs 1 to %d sizes and outputs",
+        return mg_graph_fail(g, MG_ERR_ARG, "split: needs 1 to %d sizes and outputs",
                            MG_ATTR_MAX_LIST);
     for (int i = 0; i < n; i++) out[i] = MG_VALUE_NONE;
     mg_attrs *a = mg_attrs_new();
     if (!a || mg_attrs_set_int(a, "axis", axis) != MG_OK ||
         mg_attrs_set_ints(a, "sizes", sizes, n) != MG_OK) {
         mg_attrs_free(a);
-        return mg_ctx_fail(mg_graph_ctx(g), MG_ERR_NOMEM, "split: out of memory");
+        return mg_graph_fail(g, MG_ERR_NOMEM, "split: out of memory");
     }
     mg_status s = mg_graph_node(g, "split", NULL, &x, 1, a, out, n, NULL);
     mg_attrs_free(a);

@@ -279,6 +279,17 @@ Test(graph_errors, wrong_arity_and_unknown_attribute)
     fx_free(&f);
 }
 
+Test(graph_errors, constructor_argument_errors_stick_to_the_graph)
+{
+    fixture f = fx_new();
+    mg_value x = mg_graph_input(f.g, "x", MG_F32, 1, (int64_t[]){3});
+    cr_assert_not(mg_value_ok(mg_sum(f.g, x, NULL, 2, 0)));
+    cr_assert_eq(mg_graph_status(f.g), MG_ERR_ARG, "a bad axes list must be kept by the graph");
+    mg_compile_opts o = {.struct_size = sizeof o};
+    cr_assert_eq(mg_graph_compile(f.g, &o, &f.e), MG_ERR_ARG);
+    fx_free(&f);
+}
+
 Test(graph_errors, duplicate_names_and_foreign_values)
 {
     fixture f = fx_new();

@@ -71,6 +71,10 @@ void mg_graph_free(mg_graph *g);
 mg_ctx *mg_graph_ctx(const mg_graph *g);
 /* MG_OK, or the first building failure (message on the context). */
 mg_status mg_graph_status(const mg_graph *g);
+/* Records a building failure: the message goes to the context, and the
+ * graph keeps the status if it is its first failure (so compile reports it).
+ * For graph constructors and layer builders; returns status. */
+mg_status mg_graph_fail(mg_graph *g, mg_status status, const char *fmt, ...) MG_PRINTF(3, 4);
 
 /* A placeholder filled before each forward. Names must be unique. */
 mg_value mg_graph_input(mg_graph *g, const char *name, mg_dtype dt, int rank, const int64_t *shape);
