@@ -10,8 +10,15 @@
  * same tensor to the same layout share that buffer (backward-weights uses the
  * blocked x of forward and the blocked dy of backward-data), so a training
  * step can skip converting them twice. The CPU engine is created once per
- * process; each object has its own stream, so objects used from different
- * threads (one ctx each) do not share one. */
+ * process; each object has its own stream.
+ *
+ * Memory: blocked buffers whose contents only live during one call (blocked
+ * weights, outputs, gradients, the scratchpad) are not per object but slots
+ * of one process-wide pool, grown in _new to the largest request and freed
+ * with the last object. Only the forward's blocked x of a kernel that also
+ * computes weight gradients stays private: backward reuses it. Calls that
+ * use the pool hold its lock, so objects of different threads stay correct
+ * (their runs are serialised). */
 #include "dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -54,6 +61,64 @@ static mg_status dn_get_engine(mg_ctx *ctx, dnnl_engine_t *out)
     return MG_OK;
 }
 
+/* ---- the shared pool of transient buffers ---------------------------------------- */
+/* One slot per role, so buffers alive at the same time within one call
+ * never share a slot: x-shaped (src, diff_src), weights-shaped (weights,
+ * diff_weights), y-shaped (dst, diff_dst), bias-shaped, scratchpad.
+ * backward-weights relies on the y slot still holding the blocked dy that
+ * backward-data made in the same mg_dnnl_conv_backward call. */
+enum { DN_SLOT_X, DN_SLOT_W, DN_SLOT_Y, DN_SLOT_B, DN_SLOT_SCRATCH, DN_NSLOT, DN_PRIVATE = -1 };
+
+static struct {
+    pthread_mutex_t lock;
+    int users;                /* live objects (refcount) */
+    void *buf[DN_NSLOT];
+    size_t size[DN_NSLOT];
+} dn_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void dn_pool_lock(void) { pthread_mutex_lock(&dn_pool.lock); }
+static void dn_pool_unlock(void) { pthread_mutex_unlock(&dn_pool.lock); }
+
+static void dn_pool_join(void)
+{
+    dn_pool_lock();
+    dn_pool.users++;
+    dn_pool_unlock();
+}
+
+/* Drops one user; the last one frees every slot. */
+static void dn_pool_leave(void)
+{
+    dn_pool_lock();
+    if (--dn_pool.users == 0)
+        for (int i = 0; i < DN_NSLOT; i++) {
+            mg_free_aligned(dn_pool.buf[i]);
+            dn_pool.buf[i] = NULL;
+            dn_pool.size[i] = 0;
+        }
+    dn_pool_unlock();
+}
+
+/* Grows slot `slot` to at least `size` bytes (its contents are lost: only
+ * called while building, never inside a run). */
+static mg_status dn_pool_reserve(mg_ctx *ctx, int slot, size_t size, const char *name)
+{
+    mg_status s = MG_OK;
+    dn_pool_lock();
+    if (size > dn_pool.size[slot]) {
+        void *buf = mg_malloc_aligned(size);
+        if (buf) {
+            mg_free_aligned(dn_pool.buf[slot]);
+            dn_pool.buf[slot] = buf;
+            dn_pool.size[slot] = size;
+        } else {
+            s = mg_ctx_fail(ctx, MG_ERR_NOMEM, "oneDNN: out of memory for a %s buffer (%zu bytes)", name, size);
+        }
+    }
+    dn_pool_unlock();
+    return s;
+}
+
 /* ---- passes and ports ---------------------------------------------------------- */
 #define DN_MAX_PORTS 4
 
@@ -64,6 +129,7 @@ typedef struct dn_port {
     dnnl_memory_t inner;      /* the primitive's layout; == user when they agree */
     dnnl_primitive_t reorder; /* user -> inner (inputs) or inner -> user (outputs) */
     void *buf;                /* inner's storage when the port owns it */
+    int slot;                 /* DN_SLOT_*: inner lives in that pool slot; DN_PRIVATE: not */
     int shared;               /* inner lives on another port's buffer */
 } dn_port;
 
@@ -72,18 +138,18 @@ typedef struct dn_pass {
     dn_port port[DN_MAX_PORTS];
     int n_port;
     dnnl_memory_desc_t scratch_md;
-    dnnl_memory_t scratch;    /* over the owner's shared scratch buffer */
+    dnnl_memory_t scratch;    /* over the pool's scratch slot */
     char impl[64];
     char layouts[192];
 } dn_pass;
 
-/* What every object has: ctx for errors, engine, its own stream, and one
- * scratchpad buffer shared by its passes (they never run concurrently). */
+/* What every object has: ctx for errors, engine, its own stream, and its
+ * membership of the pool. */
 typedef struct dn_base {
     mg_ctx *ctx;
     dnnl_engine_t eng;
     dnnl_stream_t stream;
-    void *scratch_buf;
+    int in_pool;
 } dn_base;
 
 /* Writes a short name of a memory layout ("abcd", "abcd:16b", "acbd"). */
@@ -129,43 +195,62 @@ static mg_status dn_reorder_new(dn_base *o, const dnnl_memory_desc_t *from, cons
     return st == dnnl_success ? MG_OK : dn_fail(o->ctx, st, "creating a reorder");
 }
 
-/* share's blocked buffer when it holds layout `want` (NULL otherwise). */
-static void *dn_shareable(const dn_port *share, const dnnl_memory_desc_t *want)
+/* 1 when share (may be NULL) has a blocked buffer of its own (private or a
+ * pool slot) in layout `want`. */
+static int dn_shareable(const dn_port *share, const dnnl_memory_desc_t *want)
 {
     const dnnl_memory_desc_t *md;
-    if (!share || !share->buf || share->shared) return NULL;
-    if (dnnl_memory_get_memory_desc(share->inner, &md) != dnnl_success) return NULL;
-    return dnnl_memory_desc_equal(md, want) ? share->buf : NULL;
+    if (!share || !share->reorder || share->shared) return 0;
+    if (dnnl_memory_get_memory_desc(share->inner, &md) != dnnl_success) return 0;
+    return dnnl_memory_desc_equal(md, want);
 }
 
-/* The inner memory of a port whose layout differs from the caller's: on
- * share's buffer when possible, else on a buffer of its own; plus the reorder. */
-static mg_status dn_port_blocked(dn_base *o, dn_port *pt, const char *name, const dnnl_memory_desc_t *plain,
-                                 const dnnl_memory_desc_t *want, const dn_port *share)
+/* The storage of a blocked port: share's when possible, else pool slot
+ * `slot`, else (DN_PRIVATE) a buffer of its own. A pooled port's memory has
+ * no handle until a run binds the slot (dn_pass_bind_pool). */
+static mg_status dn_port_storage(dn_base *o, dn_port *pt, const char *name, const dnnl_memory_desc_t *want,
+                                 int slot, const dn_port *share, void **buf)
 {
-    void *buf = dn_shareable(share, want);
-    pt->shared = buf != NULL;
-    if (!buf) buf = pt->buf = mg_malloc_aligned(dnnl_memory_desc_get_size(want));
-    if (!buf) return mg_ctx_fail(o->ctx, MG_ERR_NOMEM, "oneDNN: out of memory for a %s buffer", name);
-    DN_TRY(o->ctx, dnnl_memory_create(&pt->inner, want, o->eng, buf));
+    size_t size = dnnl_memory_desc_get_size(want);
+    pt->shared = dn_shareable(share, want);
+    pt->slot = pt->shared ? share->slot : slot;
+    *buf = pt->shared ? share->buf : NULL;
+    if (pt->shared) return MG_OK;
+    if (pt->slot != DN_PRIVATE) return dn_pool_reserve(o->ctx, slot, size, name);
+    *buf = pt->buf = mg_malloc_aligned(size);
+    return *buf ? MG_OK : mg_ctx_fail(o->ctx, MG_ERR_NOMEM, "oneDNN: out of memory for a %s buffer", name);
+}
+
+/* The inner memory of a port whose layout differs from the caller's (see
+ * dn_port_storage for where it lives), plus the reorder. */
+static mg_status dn_port_blocked(dn_base *o, dn_port *pt, const char *name, const dnnl_memory_desc_t *plain,
+                                 const dnnl_memory_desc_t *want, int slot, const dn_port *share)
+{
+    void *buf = NULL;
+    mg_status s = dn_port_storage(o, pt, name, want, slot, share, &buf);
+    if (s != MG_OK) return s;
+    DN_TRY(o->ctx, dnnl_memory_create(&pt->inner, want, o->eng, pt->slot == DN_PRIVATE ? buf : DNNL_MEMORY_NONE));
     return pt->is_output ? dn_reorder_new(o, want, plain, &pt->reorder) : dn_reorder_new(o, plain, want, &pt->reorder);
 }
 
 /* Adds argument `arg` to pass p: `plain` is the caller's layout, `want` the
  * primitive's. When they differ, the port gets a blocked buffer (share's, if
- * share is not NULL and holds the same layout) and a reorder. */
+ * share is not NULL and holds the same layout; else pool slot `slot`, or its
+ * own with DN_PRIVATE) and a reorder. */
 static mg_status dn_port_add(dn_base *o, dn_pass *p, const char *name, int arg, int is_output,
-                             const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want, const dn_port *share)
+                             const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want, int slot,
+                             const dn_port *share)
 {
     dn_port *pt = &p->port[p->n_port++];
     mg_status s = MG_OK;
     pt->arg = arg;
     pt->is_output = is_output;
+    pt->slot = DN_PRIVATE;
     DN_TRY(o->ctx, dnnl_memory_create(&pt->user, plain, o->eng, DNNL_MEMORY_NONE));
     if (dnnl_memory_desc_equal(plain, want))
         pt->inner = pt->user;
     else
-        s = dn_port_blocked(o, pt, name, plain, want, share);
+        s = dn_port_blocked(o, pt, name, plain, want, slot, share);
     dn_note_layout(p, pt, name, want);
     return s;
 }
@@ -195,8 +280,8 @@ static void dn_pass_free(dn_pass *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Allocates one scratch buffer big enough for every created pass and points
- * each pass's scratchpad memory at it. */
+/* Grows the pool's scratch slot for every created pass and makes each
+ * pass's scratchpad memory (bound to the slot on every run). */
 static mg_status dn_scratch_init(dn_base *o, dn_pass *passes, int n)
 {
     size_t need = 64;
@@ -205,11 +290,21 @@ static mg_status dn_scratch_init(dn_base *o, dn_pass *passes, int n)
             size_t sz = dnnl_memory_desc_get_size(&passes[i].scratch_md);
             if (sz > need) need = sz;
         }
-    o->scratch_buf = mg_malloc_aligned(need);
-    if (!o->scratch_buf) return mg_ctx_fail(o->ctx, MG_ERR_NOMEM, "oneDNN: out of memory for a scratchpad");
-    for (int i = 0; i < n; i++)
+    mg_status s = dn_pool_reserve(o->ctx, DN_SLOT_SCRATCH, need, "scratchpad");
+    for (int i = 0; i < n && s == MG_OK; i++)
         if (passes[i].prim)
-            DN_TRY(o->ctx, dnnl_memory_create(&passes[i].scratch, &passes[i].scratch_md, o->eng, o->scratch_buf));
+            DN_TRY(o->ctx, dnnl_memory_create(&passes[i].scratch, &passes[i].scratch_md, o->eng, DNNL_MEMORY_NONE));
+    return s;
+}
+
+/* Points the pass's pooled memories at the pool's current slots (a slot
+ * moves when a later object grows it). Caller holds the pool lock. */
+static mg_status dn_pass_bind_pool(dn_base *o, dn_pass *p)
+{
+    for (int i = 0; i < p->n_port; i++)
+        if (p->port[i].slot != DN_PRIVATE)
+            DN_TRY(o->ctx, dnnl_memory_set_data_handle(p->port[i].inner, dn_pool.buf[p->port[i].slot]));
+    DN_TRY(o->ctx, dnnl_memory_set_data_handle(p->scratch, dn_pool.buf[DN_SLOT_SCRATCH]));
     return MG_OK;
 }
 
@@ -235,11 +330,12 @@ static mg_status dn_prim_run(dn_base *o, dn_pass *p)
 
 /* Runs pass p with ptr[i] the caller's buffer for port i: binds the buffers,
  * reorders inputs (except ports in `skip`, a bit mask of ports whose blocked
- * buffer already holds the data), executes, reorders outputs, waits. */
+ * buffer already holds the data), executes, reorders outputs, waits. Caller
+ * holds the pool lock. */
 static mg_status dn_pass_run(dn_base *o, dn_pass *p, void *const *ptr, unsigned skip)
 {
-    mg_status s = MG_OK;
     if (!p->prim) return mg_ctx_fail(o->ctx, MG_ERR_STATE, "oneDNN: this pass was not requested when the kernel was made");
+    mg_status s = dn_pass_bind_pool(o, p);
     for (int i = 0; i < p->n_port && s == MG_OK; i++) {
         dn_port *pt = &p->port[i];
         DN_TRY(o->ctx, dnnl_memory_set_data_handle(pt->user, ptr[i]));
@@ -255,6 +351,8 @@ static mg_status dn_pass_run(dn_base *o, dn_pass *p, void *const *ptr, unsigned 
 static mg_status dn_base_init(dn_base *o, mg_ctx *ctx)
 {
     o->ctx = ctx;
+    dn_pool_join();
+    o->in_pool = 1;
     mg_status s = dn_get_engine(ctx, &o->eng);
     if (s != MG_OK) return s;
     DN_TRY(ctx, dnnl_stream_create(&o->stream, o->eng, dnnl_stream_default_flags));
@@ -264,7 +362,7 @@ static mg_status dn_base_init(dn_base *o, mg_ctx *ctx)
 static void dn_base_free(dn_base *o)
 {
     if (o->stream) dnnl_stream_destroy(o->stream);
-    mg_free_aligned(o->scratch_buf);
+    if (o->in_pool) dn_pool_leave();
 }
 
 /* Primitive attributes asking for a user-managed scratchpad. */
@@ -302,6 +400,7 @@ struct mg_dnnl_conv {
     dnnl_memory_desc_t x_any, w_any, y_any;
     dnnl_dims_t strides, dilates, pad;
     int has_bias;
+    int keep_x;            /* forward's blocked x is private (backward-weights reuses it) */
     float *bias_sink;      /* (oc): diff_bias target when the caller wants none */
     const void *x_blocked; /* plain x whose blocked copy the forward src buffer holds */
 };
@@ -358,11 +457,15 @@ static mg_status dn_conv_fwd_pass(mg_dnnl_conv *c, const_dnnl_primitive_desc_t p
     dn_pass *p = &c->pass[DN_FWD];
     dn_base *o = &c->base;
     mg_status s = dn_pass_init(o, p, pd);
-    if (s == MG_OK) s = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &c->x_plain, dn_md(pd, dnnl_query_src_md), NULL);
-    if (s == MG_OK) s = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &c->w_plain, dn_md(pd, dnnl_query_weights_md), NULL);
+    if (s == MG_OK)
+        s = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &c->x_plain, dn_md(pd, dnnl_query_src_md),
+                        c->keep_x ? DN_PRIVATE : DN_SLOT_X, NULL);
+    if (s == MG_OK)
+        s = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &c->w_plain, dn_md(pd, dnnl_query_weights_md), DN_SLOT_W, NULL);
     if (s == MG_OK && c->has_bias)
-        s = dn_port_add(o, p, "bia", DNNL_ARG_BIAS, 0, &c->b_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), NULL);
-    if (s == MG_OK) s = dn_port_add(o, p, "dst", DNNL_ARG_DST, 1, &c->y_plain, dn_md(pd, dnnl_query_dst_md), NULL);
+        s = dn_port_add(o, p, "bia", DNNL_ARG_BIAS, 0, &c->b_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
+                        DN_SLOT_B, NULL);
+    if (s == MG_OK) s = dn_port_add(o, p, "dst", DNNL_ARG_DST, 1, &c->y_plain, dn_md(pd, dnnl_query_dst_md), DN_SLOT_Y, NULL);
     return s;
 }
 
@@ -377,9 +480,12 @@ static mg_status dn_conv_bwd_data_pass(mg_dnnl_conv *c, const_dnnl_primitive_des
     mg_status s = dn_pd_new(o, &d, hint, "creating the convolution backward-data primitive", &pd);
     if (s != MG_OK) return s;
     s = dn_pass_init(o, p, pd);
-    if (s == MG_OK) s = dn_port_add(o, p, "ddst", DNNL_ARG_DIFF_DST, 0, &c->y_plain, dn_md(pd, dnnl_query_diff_dst_md), NULL);
-    if (s == MG_OK) s = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &c->w_plain, dn_md(pd, dnnl_query_weights_md), NULL);
-    if (s == MG_OK) s = dn_port_add(o, p, "dsrc", DNNL_ARG_DIFF_SRC, 1, &c->x_plain, dn_md(pd, dnnl_query_diff_src_md), NULL);
+    if (s == MG_OK)
+        s = dn_port_add(o, p, "ddst", DNNL_ARG_DIFF_DST, 0, &c->y_plain, dn_md(pd, dnnl_query_diff_dst_md), DN_SLOT_Y, NULL);
+    if (s == MG_OK)
+        s = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &c->w_plain, dn_md(pd, dnnl_query_weights_md), DN_SLOT_W, NULL);
+    if (s == MG_OK)
+        s = dn_port_add(o, p, "dsrc", DNNL_ARG_DIFF_SRC, 1, &c->x_plain, dn_md(pd, dnnl_query_diff_src_md), DN_SLOT_X, NULL);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -400,16 +506,17 @@ static mg_status dn_conv_bwd_weights_pass(mg_dnnl_conv *c, const_dnnl_primitive_
     if (s != MG_OK) return s;
     s = dn_pass_init(o, p, pd);
     if (s == MG_OK)
-        s = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &c->x_plain, dn_md(pd, dnnl_query_src_md),
+        s = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &c->x_plain, dn_md(pd, dnnl_query_src_md), DN_SLOT_X,
                         f->prim ? &f->port[0] : NULL);
     if (s == MG_OK)
-        s = dn_port_add(o, p, "ddst", DNNL_ARG_DIFF_DST, 0, &c->y_plain, dn_md(pd, dnnl_query_diff_dst_md),
+        s = dn_port_add(o, p, "ddst", DNNL_ARG_DIFF_DST, 0, &c->y_plain, dn_md(pd, dnnl_query_diff_dst_md), DN_SLOT_Y,
                         bd->prim ? &bd->port[0] : NULL);
     if (s == MG_OK)
-        s = dn_port_add(o, p, "dwei", DNNL_ARG_DIFF_WEIGHTS, 1, &c->w_plain, dn_md(pd, dnnl_query_diff_weights_md), NULL);
+        s = dn_port_add(o, p, "dwei", DNNL_ARG_DIFF_WEIGHTS, 1, &c->w_plain, dn_md(pd, dnnl_query_diff_weights_md),
+                        DN_SLOT_W, NULL);
     if (s == MG_OK && c->has_bias)
         s = dn_port_add(o, p, "dbia", DNNL_ARG_DIFF_BIAS, 1, &c->b_plain,
-                        dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), NULL);
+                        dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), DN_SLOT_B, NULL);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -420,6 +527,7 @@ static mg_status dn_conv_build(mg_dnnl_conv *c, unsigned passes)
 {
     dnnl_primitive_desc_t fwd;
     int training = (passes & (MG_CONV_BWD_DATA | MG_CONV_BWD_WEIGHTS)) != 0;
+    c->keep_x = (passes & MG_CONV_BWD_WEIGHTS) != 0;
     mg_status s = dn_conv_fwd_pd(c, training, &fwd);
     if (s != MG_OK) return s;
     if (passes & MG_CONV_FWD) s = dn_conv_fwd_pass(c, fwd);
@@ -462,18 +570,30 @@ mg_status mg_dnnl_conv_forward(mg_dnnl_conv *c, const float *x, const float *w, 
     void *ptr[4] = {(void *)x, (void *)w, (void *)b, y};
     if (!c->has_bias) ptr[2] = y; /* no bias port: dst is port 2 */
     c->x_blocked = NULL;
+    dn_pool_lock();
     mg_status s = dn_pass_run(&c->base, &c->pass[DN_FWD], ptr, 0);
-    if (s == MG_OK) c->x_blocked = x;
+    dn_pool_unlock();
+    if (s == MG_OK && c->keep_x) c->x_blocked = x;
     return s;
 }
 
-mg_status mg_dnnl_conv_backward_data(mg_dnnl_conv *c, const float *dy, const float *w, float *dx)
+/* Backward-data; caller holds the pool lock. */
+static mg_status dn_conv_bwd_data_run(mg_dnnl_conv *c, const float *dy, const float *w, float *dx)
 {
     void *ptr[3] = {(void *)dy, (void *)w, dx};
     return dn_pass_run(&c->base, &c->pass[DN_BWD_DATA], ptr, 0);
 }
 
-/* Backward-weights; `skip` as for dn_pass_run (bit 0: x, bit 1: dy). */
+mg_status mg_dnnl_conv_backward_data(mg_dnnl_conv *c, const float *dy, const float *w, float *dx)
+{
+    dn_pool_lock();
+    mg_status s = dn_conv_bwd_data_run(c, dy, w, dx);
+    dn_pool_unlock();
+    return s;
+}
+
+/* Backward-weights; `skip` as for dn_pass_run (bit 0: x, bit 1: dy).
+ * Caller holds the pool lock. */
 static mg_status dn_conv_bwd_weights_run(mg_dnnl_conv *c, const float *x, const float *dy, float *dw, float *db,
                                          unsigned skip)
 {
@@ -487,16 +607,22 @@ static mg_status dn_conv_bwd_weights_run(mg_dnnl_conv *c, const float *x, const 
 
 mg_status mg_dnnl_conv_backward_weights(mg_dnnl_conv *c, const float *x, const float *dy, float *dw, float *db)
 {
-    return dn_conv_bwd_weights_run(c, x, dy, dw, db, 0);
+    dn_pool_lock();
+    mg_status s = dn_conv_bwd_weights_run(c, x, dy, dw, db, 0);
+    dn_pool_unlock();
+    return s;
 }
 
-mg_status mg_dnnl_conv_backward(mg_dnnl_conv *c, const float *x, const float *dy, const float *w, float *dx,
-                                float *dw, float *db)
+/* mg_dnnl_conv_backward under the pool lock: the blocked dy that
+ * backward-data leaves in the pool's y slot is still there for
+ * backward-weights. */
+static mg_status dn_conv_bwd_run(mg_dnnl_conv *c, const float *x, const float *dy, const float *w, float *dx,
+                                 float *dw, float *db)
 {
     unsigned skip = 0;
     const dn_pass *bw = &c->pass[DN_BWD_WEIGHTS];
     if (dx) {
-        mg_status s = mg_dnnl_conv_backward_data(c, dy, w, dx);
+        mg_status s = dn_conv_bwd_data_run(c, dy, w, dx);
         if (s != MG_OK) return s;
         if (bw->n_port > 1 && bw->port[1].shared) skip |= 2u; /* dy already blocked */
     }
@@ -505,12 +631,27 @@ mg_status mg_dnnl_conv_backward(mg_dnnl_conv *c, const float *x, const float *dy
     return dn_conv_bwd_weights_run(c, x, dy, dw, db, skip);
 }
 
+mg_status mg_dnnl_conv_backward(mg_dnnl_conv *c, const float *x, const float *dy, const float *w, float *dx,
+                                float *dw, float *db)
+{
+    dn_pool_lock();
+    mg_status s = dn_conv_bwd_run(c, x, dy, w, dx, dw, db);
+    dn_pool_unlock();
+    return s;
+}
+
+/* The pooled buffers hold whatever the last run of any object left there:
+ * fine for timing, meaningless as results. */
 mg_status mg_dnnl_conv_run_inner(mg_dnnl_conv *c, unsigned pass)
 {
     int i = dn_pass_index(pass);
     if (i < 0 || !c->pass[i].prim) return mg_ctx_fail(c->base.ctx, MG_ERR_ARG, "oneDNN: no such convolution pass");
-    mg_status s = dn_prim_run(&c->base, &c->pass[i]);
-    DN_TRY(c->base.ctx, dnnl_stream_wait(c->base.stream));
+    dn_pool_lock();
+    mg_status s = dn_pass_bind_pool(&c->base, &c->pass[i]);
+    if (s == MG_OK) s = dn_prim_run(&c->base, &c->pass[i]);
+    dnnl_status_t st = dnnl_stream_wait(c->base.stream);
+    dn_pool_unlock();
+    if (s == MG_OK && st != dnnl_success) s = dn_fail(c->base.ctx, st, "dnnl_stream_wait");
     return s;
 }
 
@@ -572,10 +713,10 @@ static mg_status dn_matmul_build(mg_dnnl_matmul *mm, const mg_dnnl_matmul_shape 
     dn_pass *p = &mm->pass;
     st = dn_pass_init(o, p, pd);
     dnnl_primitive_desc_destroy(pd);
-    if (st == MG_OK) st = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &a, &a, NULL);
-    if (st == MG_OK) st = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &b, &b, NULL);
-    if (st == MG_OK && s->has_bias) st = dn_port_add(o, p, "bia", DNNL_ARG_BIAS, 0, &bias, &bias, NULL);
-    if (st == MG_OK) st = dn_port_add(o, p, "dst", DNNL_ARG_DST, 1, &c, &c, NULL);
+    if (st == MG_OK) st = dn_port_add(o, p, "src", DNNL_ARG_SRC, 0, &a, &a, DN_PRIVATE, NULL);
+    if (st == MG_OK) st = dn_port_add(o, p, "wei", DNNL_ARG_WEIGHTS, 0, &b, &b, DN_PRIVATE, NULL);
+    if (st == MG_OK && s->has_bias) st = dn_port_add(o, p, "bia", DNNL_ARG_BIAS, 0, &bias, &bias, DN_PRIVATE, NULL);
+    if (st == MG_OK) st = dn_port_add(o, p, "dst", DNNL_ARG_DST, 1, &c, &c, DN_PRIVATE, NULL);
     if (st == MG_OK) st = dn_scratch_init(o, p, 1);
     return st;
 }
@@ -608,7 +749,10 @@ mg_status mg_dnnl_matmul_run(mg_dnnl_matmul *mm, const float *a, const float *b,
 {
     void *ptr[4] = {(void *)a, (void *)b, (void *)bias, c};
     if (!mm->has_bias) ptr[2] = c;
-    return dn_pass_run(&mm->base, &mm->pass, ptr, 0);
+    dn_pool_lock();
+    mg_status s = dn_pass_run(&mm->base, &mm->pass, ptr, 0);
+    dn_pool_unlock();
+    return s;
 }
 
 const char *mg_dnnl_matmul_impl(const mg_dnnl_matmul *mm)

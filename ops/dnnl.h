@@ -5,10 +5,15 @@
  * Both objects follow "build once, run many": every oneDNN primitive, every
  * reorder between the caller's plain layout and the layout oneDNN chose, every
  * blocked buffer and the scratchpad are created in _new; a run only points
- * memory objects at the caller's buffers and executes. Errors in _new and
- * in runs go to the ctx given to _new (kept by the object, which must not
- * outlive it). Objects are not thread-safe; runs use oneDNN's own OpenMP
- * parallelism and must not be called from inside a parallel region. */
+ * memory objects at the caller's buffers and executes. Blocked buffers that
+ * live only during one call, and the scratchpad, are slots of one
+ * process-wide pool shared by all objects (grown in _new, freed with the
+ * last object); a kernel's forward blocked x stays its own when it also
+ * computes weight gradients. Errors in _new and in runs go to the ctx given
+ * to _new (kept by the object, which must not outlive it). One object must
+ * not be run from two threads at once; runs of different objects are
+ * serialised by the pool's lock. Runs use oneDNN's own OpenMP parallelism
+ * and must not be called from inside a parallel region. */
 #ifndef MG_OPS_DNNL_H
 #define MG_OPS_DNNL_H
 
