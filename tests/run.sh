@@ -51,6 +51,7 @@ if [ "$rc" -ne 0 ]; then
     # A build failure leaves no summary at all: count it as a failure.
     [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ] && failed=1 && echo "make check failed before any test ran"
 fi
-echo "Synthesis: $((passed + failed)) tests, $crashed crashed"
-echo "$passed passed, $((failed + crashed)) failed"
+# Criterion counts crashed tests among the failing ones, too.
+echo "[====] Synthesis: Tested: $((passed + failed)) | Passing: $passed | Failing: $failed | Crashing: $crashed"
+echo "$passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$crashed" -eq 0 ]
