@@ -108,7 +108,8 @@ mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsi
     e->e2 = mg_malloc_aligned(big);
     e->a2 = mg_malloc_aligned(big);
     e->tau = mg_malloc_aligned((size_t)(d->c * d->hw) * sizeof(float));
-    if (!e->e1 || !e->a1 || !e->e2 || !e->a2 || !e->tau)
+    int pad_ok = !mn_own_conv(d->c) || mn_eval32_direct_init(e) == MG_OK;
+    if (!e->e1 || !e->a1 || !e->e2 || !e->a2 || !e->tau || !pad_ok)
         return mg_ctx_fail(ctx, MG_ERR_NOMEM, "mintnet block: out of memory for %" PRId64 "x%" PRId64
                            "x%" PRId64 "x%" PRId64 " activations", d->n, d->lc, d->h, d->w);
     return MG_OK;
@@ -132,6 +133,7 @@ void mn_eval32_free(mn_eval32 *e)
 mg_status mn_eval32_direct_init(mn_eval32 *e)
 {
     const mn_dims *d = &e->d;
+    if (e->pad) return MG_OK;
     int64_t ch = d->lc > d->c ? d->lc : d->c;
     e->pad = mg_calloc((size_t)(d->n * ch * (d->h + 2) * (d->w + 2)), sizeof(float));
     return e->pad ? MG_OK : MG_ERR_NOMEM;
@@ -148,7 +150,12 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
     mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
     if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
     mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
-    if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK) return s;
+    if (mn_own_conv(d->c)) {
+        const mn_conv3 s3 = {d->n, d->lc, d->c, d->h, d->w};
+        mn_conv3_f32(&s3, e->a2, e->pad, w->w3f, b3, y, NULL, 0);
+    } else if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK) {
+        return s;
+    }
     mn_diag_f32(w, e->e1, e->e2, e->tau, D, x, y, part, act, nact);
     return MG_OK;
 }

@@ -37,7 +37,8 @@ mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
     b->rho = mg_malloc_aligned((size_t)(d->n * d->c * d->hw) * sizeof(float));
     b->gacc = mg_malloc_aligned((size_t)(d->n * d->c * unit_acc(d)) * sizeof(float));
     b->gc = mg_malloc((size_t)(d->c * (d->l * d->l + 2 * d->l)) * sizeof(double));
-    return b->dh1 && b->dh2 && b->tmp && b->rho && b->gacc && b->gc ? MG_OK : MG_ERR_NOMEM;
+    b->w1t = mg_malloc((size_t)(d->c * d->lc * 9) * sizeof(float));
+    return b->dh1 && b->dh2 && b->tmp && b->rho && b->gacc && b->gc && b->w1t ? MG_OK : MG_ERR_NOMEM;
 }
 
 void mn_bwd_free(mn_bwd *b)
@@ -49,6 +50,7 @@ void mn_bwd_free(mn_bwd *b)
     mg_free_aligned(b->rho);
     mg_free_aligned(b->gacc);
     mg_free(b->gc);
+    mg_free(b->w1t);
     memset(b, 0, sizeof *b);
 }
 
@@ -321,11 +323,33 @@ static void grad_t(const bwd_ctx *k)
     }
 }
 
+/* t[i, o, u, v] = w[o, i, 2-u, 2-v]: the weight of conv_transpose(., w) as
+ * a plain convolution. w is [O, I, 3, 3], t is [I, O, 3, 3]. */
+static void transpose_flip(const float *w, float *t, int64_t O, int64_t I)
+{
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < I; i++)
+            for (int k = 0; k < 9; k++) t[(i * O + o) * 9 + 8 - k] = w[(o * I + i) * 9 + k];
+}
+
+/* gx = conv_transpose(dh1, W~1): with few input channels (mn_own_conv) on
+ * the plugin's own kernel as a convolution LC -> C with the flipped,
+ * transposed weight; otherwise on the public kernel. */
+static mg_status grad_x_conv(bwd_ctx *k, float *gx)
+{
+    const mn_dims *d = k->d;
+    if (!mn_own_conv(d->c)) return mg_conv2d_kernel_backward_data(k->ev->k1, k->b->dh1, k->w->w1f, gx);
+    const mn_conv3 s = {d->n, d->lc, d->c, d->h, d->w};
+    transpose_flip(k->w->w1f, k->b->w1t, d->lc, d->c);
+    mn_conv3_f32(&s, k->b->dh1, k->ev->pad, k->b->w1t, NULL, gx, NULL, 0);
+    return MG_OK;
+}
+
 /* dx = conv_transpose(dh1, W~1) + gy tau. */
 static mg_status grad_x(bwd_ctx *k)
 {
     float *gx = gptr(k, MN_IN_X);
-    mg_status s = mg_conv2d_kernel_backward_data(k->ev->k1, k->b->dh1, k->w->w1f, gx);
+    mg_status s = grad_x_conv(k, gx);
     if (s != MG_OK || !k->y_on) return s;
     const mn_dims *d = k->d;
     const int64_t per = d->c * d->hw;

@@ -2,7 +2,8 @@
  * 1, zero padding 1), in double for the f64 forward and the float64 inverse,
  * and in float for the float32 inverse once most samples have converged (it
  * runs on just the active samples, which the batch-sized oneDNN kernels
- * cannot).
+ * cannot) and for the f32 block's convolutions with few output channels
+ * (mn_own_conv: W3's forward, W1's backward-data), where it beats them.
  *
  * The input is first copied into zero-bordered planes (H+2) x (W+2). In that
  * layout the nine taps of an output row block are nine constant offsets into
