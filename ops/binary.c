@@ -331,11 +331,7 @@ static const mg_op_def bin_defs[] = {
 
 mg_status mg_ops_register_binary(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof bin_defs / sizeof bin_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &bin_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, bin_defs);
 }
 
 /* ---- constructors ------------------------------------------------------------- */

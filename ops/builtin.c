@@ -16,6 +16,15 @@ mg_status mg_ops_register_builtin(mg_registry *r)
     return MG_OK;
 }
 
+mg_status mg_ops_register_table(mg_registry *r, const mg_op_def *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mg_status s = mg_registry_add_op(r, &defs[i]);
+        if (s != MG_OK) return s;
+    }
+    return MG_OK;
+}
+
 mg_value mg_ops_add1(mg_graph *g, const char *op, const mg_value *in, int n_in, mg_attrs *attrs)
 {
     mg_value out = MG_VALUE_NONE;

@@ -9,7 +9,7 @@
  *   y[n,o,i,j] = b[o] + sum_{c,p,q} x[n, c, i*s - pad + p*d, j*s - pad + q*d] w[o,c,p,q]
  * (zero outside x). The kernel is created in prepare with only the passes the
  * compile needs; forward and backward just run it. */
-#include "internal.h"
+#include "elem.h"
 
 #include "dnnl.h"
 
@@ -123,19 +123,9 @@ mg_status mg_conv2d_kernel_backward_data(mg_conv2d_kernel *k, const float *dy, c
  * when no backward-weights pass runs (its primitive sums db itself). */
 static void conv_bias_grad(const mg_conv2d_kernel *k, const float *dy, float *db)
 {
-    const int64_t n = k->s.n, oc = k->s.oc, hw = k->oh * k->ow;
-#pragma omp parallel for schedule(static) if (n * oc * hw > 32768)
-    for (int64_t o = 0; o < oc; o++) {
-        double acc = 0;
-        for (int64_t b = 0; b < n; b++) {
-            const float *row = dy + (b * oc + o) * hw;
-            float part = 0;
-#pragma omp simd reduction(+ : part)
-            for (int64_t i = 0; i < hw; i++) part += row[i];
-            acc += part;
-        }
-        db[o] = (float)acc;
-    }
+    const int64_t shape[3] = {k->s.n, k->s.oc, k->oh * k->ow};
+    const int red[3] = {1, 0, 1};
+    mg_elem_reduce_sum(MG_F32, dy, db, 3, shape, red, 1.0);
 }
 
 /* Checks the buffers and passes a backward call needs. */

@@ -1,8 +1,9 @@
 /* ops/elem.h: helpers shared by the built-in ops that run our own OpenMP
- * kernels (unary.c, binary.c, reduce.c, shape.c, loss.c): dtype and
+ * kernels (unary.c, binary.c, reduce.c, shape.c, loss.c, flow.c): dtype and
  * attribute checks for infer, a strided row iterator over collapsed shapes,
  * thread work splitting, and the sum-reduction kernel (in reduce.c) that
- * broadcasting backward passes reuse. Private to ops/.
+ * broadcasting backward passes and the bias gradients of conv.c and matmul.c
+ * reuse. Private to ops/.
  *
  * Kernels here assume contiguous row-major tensors, as every tensor the
  * engine hands an op is. Element offsets are in elements, not bytes. */

@@ -5,13 +5,9 @@
  * Kernels work per element in double precision whatever the storage type:
  * p near lambda = 1e-6 loses digits in float, and the cost is nothing next to
  * the flow's convolutions. Tensors are contiguous and viewed as [N, D]. */
-#include "internal.h"
+#include "elem.h"
 
-#include <math.h>
 #include <mintgrad/flow.h>
-
-/* Below this many elements loops stay on one thread. */
-#define FLOW_PAR_MIN 32768
 
 static const char *const logit_attrs[] = {"lambda", NULL};
 
@@ -94,7 +90,7 @@ static inline void st(void *a, int f64, int64_t i, double v)
 static void logit_fwd(const void *x, void *y, void *ld_out, int f64, int64_t N, int64_t D, double lam)
 {
     const double c = 1 - 2 * lam, base = (double)D * log1p(-2 * lam);
-#pragma omp parallel for schedule(static) if (N * D > FLOW_PAR_MIN)
+#pragma omp parallel for schedule(static) if (mg_elem_par(N * D))
     for (int64_t n = 0; n < N; n++) {
         double acc = 0;
         for (int64_t i = n * D; i < (n + 1) * D; i++) {
@@ -114,7 +110,7 @@ static void logit_bwd(const void *x, const void *gy, const void *gl, void *dx, i
                       double lam)
 {
     const double c = 1 - 2 * lam;
-#pragma omp parallel for schedule(static) if (N * D > FLOW_PAR_MIN)
+#pragma omp parallel for schedule(static) if (mg_elem_par(N * D))
     for (int64_t n = 0; n < N; n++) {
         double g_ld = ld(gl, f64, n);
         for (int64_t i = n * D; i < (n + 1) * D; i++) {
@@ -165,7 +161,7 @@ static mg_status logit_backward(mg_node *n)
 static void logit_inv_fwd(const void *y, void *x, int f64, int64_t M, double lam)
 {
     const double c = 1 - 2 * lam;
-#pragma omp parallel for schedule(static) if (M > FLOW_PAR_MIN)
+#pragma omp parallel for schedule(static) if (mg_elem_par(M))
     for (int64_t i = 0; i < M; i++) st(x, f64, i, (sigmoid(ld(y, f64, i)) - lam) / c);
 }
 
@@ -173,7 +169,7 @@ static void logit_inv_fwd(const void *y, void *x, int f64, int64_t M, double lam
 static void logit_inv_bwd(const void *y, const void *gx, void *dy, int f64, int64_t M, double lam)
 {
     const double c = 1 - 2 * lam;
-#pragma omp parallel for schedule(static) if (M > FLOW_PAR_MIN)
+#pragma omp parallel for schedule(static) if (mg_elem_par(M))
     for (int64_t i = 0; i < M; i++) {
         double sg = sigmoid(ld(y, f64, i));
         st(dy, f64, i, ld(gx, f64, i) * sg * (1 - sg) / c);
@@ -215,11 +211,7 @@ static const mg_op_def flow_defs[] = {
 
 mg_status mg_ops_register_flow(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof flow_defs / sizeof flow_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &flow_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, flow_defs);
 }
 
 /* ---- constructors --------------------------------------------------------------------- */

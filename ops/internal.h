@@ -20,6 +20,10 @@ mg_status mg_ops_register_layers(mg_registry *r);  /* layers.c: layer types (squ
 /* Starts an op table with the size/version header filled in. */
 #define MG_OP_HEADER .struct_size = sizeof(mg_op_def), .abi_version = MG_ABI_VERSION
 
+/* Registers the n ops of table defs in order; stops at the first failure. */
+mg_status mg_ops_register_table(mg_registry *r, const mg_op_def *defs, size_t n);
+#define MG_OPS_REGISTER_TABLE(r, defs) mg_ops_register_table(r, defs, sizeof defs / sizeof defs[0])
+
 /* Adds a single-output node; takes ownership of attrs (NULL allowed) and
  * frees it. Returns the output, or MG_VALUE_NONE (error kept on the graph). */
 mg_value mg_ops_add1(mg_graph *g, const char *op, const mg_value *in, int n_in, mg_attrs *attrs);

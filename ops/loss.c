@@ -163,11 +163,7 @@ static const mg_op_def loss_defs[] = {
 
 mg_status mg_ops_register_loss(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof loss_defs / sizeof loss_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &loss_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, loss_defs);
 }
 
 mg_value mg_normal_logpdf(mg_graph *g, mg_value z)

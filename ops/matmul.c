@@ -5,7 +5,7 @@
  * prepare; transposed operands are strided views, never copies:
  *   matmul: da = dc b^T,  db = a^T dc
  *   linear: dx = dy w,    dw = dy^T x,   db = column sums of dy (our loop) */
-#include "internal.h"
+#include "elem.h"
 
 #include "dnnl.h"
 
@@ -192,12 +192,9 @@ static mg_status mm_run_grad(mg_node *n, mg_dnnl_matmul *mm, const float *a, con
 /* db[o] = sum_i dy[i, o]; dy is (rows, cols). */
 static void linear_bias_grad(const float *dy, int64_t rows, int64_t cols, float *db)
 {
-    for (int64_t o = 0; o < cols; o++) db[o] = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        const float *r = dy + i * cols;
-#pragma omp simd
-        for (int64_t o = 0; o < cols; o++) db[o] += r[o];
-    }
+    const int64_t shape[2] = {rows, cols};
+    const int red[2] = {1, 0};
+    mg_elem_reduce_sum(MG_F32, dy, db, 2, shape, red, 1.0);
 }
 
 static mg_status mm_backward(mg_node *n)

@@ -404,11 +404,7 @@ static const mg_op_def red_defs[] = {
 
 mg_status mg_ops_register_reduce(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof red_defs / sizeof red_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &red_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, red_defs);
 }
 
 /* ---- constructors ------------------------------------------------------------- */

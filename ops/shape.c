@@ -229,6 +229,25 @@ static mg_status permute_backward(mg_node *n)
     return MG_OK;
 }
 
+/* Copies `part` (whole's shape but `size` long along axis, at offset `at`
+ * there) to or from `whole` (to_whole 1: part -> whole). Serves slice,
+ * concat and split. */
+static void sh_part(const mg_tensor *whole, int axis, void *part, int64_t size, int64_t at,
+                    int to_whole)
+{
+    int64_t outer, inner;
+    sh_split_at(whole, axis, &outer, &inner);
+    int64_t wrow = whole->shape[axis] * inner, len = size * inner;
+    sh_blocks b = {.es = mg_dtype_size(whole->dtype), .outer = outer, .len = len};
+    b.dst = to_whole ? whole->data : part;
+    b.dst_row = to_whole ? wrow : len;
+    b.dst_off = to_whole ? at * inner : 0;
+    b.src = to_whole ? part : whole->data;
+    b.src_row = to_whole ? len : wrow;
+    b.src_off = to_whole ? 0 : at * inner;
+    sh_blocks_run(&b);
+}
+
 /* ---- slice ---------------------------------------------------------------------- */
 
 /* A slice [start, end) along one axis, clamped like Python. */
@@ -278,32 +297,13 @@ static mg_status slice_infer(mg_node *n)
     return mg_node_set_output(n, 0, x->dtype, x->rank, shape);
 }
 
-/* The block copy between the whole tensor `full` and its slice `part`
- * (direction: to_part 1 copies full -> part). */
-static sh_blocks slice_blocks(const mg_tensor *full, const sh_slice *sl, void *part, void *fdata,
-                              int to_part)
-{
-    int64_t outer, inner;
-    sh_split_at(full, sl->axis, &outer, &inner);
-    int64_t len = (sl->end - sl->start) * inner, frow = full->shape[sl->axis] * inner;
-    sh_blocks b = {.es = mg_dtype_size(full->dtype), .outer = outer, .len = len};
-    b.dst = to_part ? part : fdata;
-    b.dst_row = to_part ? len : frow;
-    b.dst_off = to_part ? 0 : sl->start * inner;
-    b.src = to_part ? fdata : part;
-    b.src_row = to_part ? frow : len;
-    b.src_off = to_part ? sl->start * inner : 0;
-    return b;
-}
-
 static mg_status slice_forward(mg_node *n)
 {
     const mg_tensor *x = mg_node_input(n, 0);
     sh_slice sl;
     mg_status s = slice_read(n, x, &sl);
     if (s != MG_OK) return s;
-    sh_blocks b = slice_blocks(x, &sl, mg_node_output(n, 0)->data, x->data, 1);
-    sh_blocks_run(&b);
+    sh_part(x, sl.axis, mg_node_output(n, 0)->data, sl.end - sl.start, sl.start, 0);
     return MG_OK;
 }
 
@@ -316,30 +316,11 @@ static mg_status slice_backward(mg_node *n)
     mg_status s = slice_read(n, mg_node_input(n, 0), &sl);
     if (s != MG_OK) return s;
     memset(dx->data, 0, mg_tensor_nbytes(dx));
-    sh_blocks b = slice_blocks(dx, &sl, mg_node_grad_output(n, 0)->data, dx->data, 0);
-    sh_blocks_run(&b);
+    sh_part(dx, sl.axis, mg_node_grad_output(n, 0)->data, sl.end - sl.start, sl.start, 1);
     return MG_OK;
 }
 
 /* ---- concat and split ----------------------------------------------------------- */
-
-/* Copies part k (parts[k], `sizes[k]` long along axis, at offset `at`) to
- * or from `whole` (to_whole 1: part -> whole). */
-static void sh_part(const mg_tensor *whole, int axis, void *part, int64_t size, int64_t at,
-                    int to_whole)
-{
-    int64_t outer, inner;
-    sh_split_at(whole, axis, &outer, &inner);
-    int64_t wrow = whole->shape[axis] * inner, len = size * inner;
-    sh_blocks b = {.es = mg_dtype_size(whole->dtype), .outer = outer, .len = len};
-    b.dst = to_whole ? whole->data : part;
-    b.dst_row = to_whole ? wrow : len;
-    b.dst_off = to_whole ? at * inner : 0;
-    b.src = to_whole ? part : whole->data;
-    b.src_row = to_whole ? len : wrow;
-    b.src_off = to_whole ? 0 : at * inner;
-    sh_blocks_run(&b);
-}
 
 /* The concat axis of node n, normalised against x (input 0). */
 static mg_status sh_read_axis(mg_node *n, const mg_tensor *x, int *axis)
@@ -597,11 +578,7 @@ static const mg_op_def sh_defs[] = {
 
 mg_status mg_ops_register_shape(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof sh_defs / sizeof sh_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &sh_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, sh_defs);
 }
 
 /* ---- constructors ------------------------------------------------------------- */

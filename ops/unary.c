@@ -153,11 +153,7 @@ static const mg_op_def unary_defs[] = {UNARY_OPS(UNARY_DEF)};
 
 mg_status mg_ops_register_unary(mg_registry *r)
 {
-    for (size_t i = 0; i < sizeof unary_defs / sizeof unary_defs[0]; i++) {
-        mg_status s = mg_registry_add_op(r, &unary_defs[i]);
-        if (s != MG_OK) return s;
-    }
-    return MG_OK;
+    return MG_OPS_REGISTER_TABLE(r, unary_defs);
 }
 
 /* ---- constructors ------------------------------------------------------------- */
