@@ -90,24 +90,11 @@ mg_status mg_ctx_new(mg_ctx **out)
     return MG_OK;
 }
 
-static void registry_free(mg_registry *r)
-{
-    if (!r) return;
-    if (r->layers_free) r->layers_free(r);
-    for (int i = 0; i < r->n_ops; i++) {
-        mg_free(r->ops[i]->origin);
-        mg_free(r->ops[i]);
-    }
-    mg_free(r->ops);
-    mg_free(r->origin);
-    mg_free(r);
-}
-
 void mg_ctx_free(mg_ctx *ctx)
 {
     if (!ctx) return;
     /* Ops point into plugin code: drop the registry before unloading. */
-    registry_free(ctx->reg);
+    mg_registry_free(ctx->reg);
     if (ctx->plugins_free) ctx->plugins_free(ctx);
     mg_free(ctx);
 }
@@ -190,6 +177,22 @@ int mg_edit_distance(const char *a, const char *b)
         }
     }
     return row[lb];
+}
+
+const char *mg_suggest_name(const mg_registry *r, int n, const char *(*name_at)(const mg_registry *, int),
+                            const char *name)
+{
+    const char *best = NULL;
+    int bd = 1000;
+    for (int i = 0; name && i < n; i++) {
+        int d = mg_edit_distance(name, name_at(r, i));
+        if (d < bd) {
+            bd = d;
+            best = name_at(r, i);
+        }
+    }
+    size_t len = name ? strlen(name) : 0;
+    return bd <= 2 || (size_t)bd * 3 <= len ? best : NULL;
 }
 
 void mg_add_inplace(mg_dtype dt, void *a, const void *b, int64_t n)

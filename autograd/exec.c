@@ -405,9 +405,8 @@ static mg_tensor *slot_target(mg_exec *e, mg_enode *en, int i, int v)
     case SLOT_DIRECT: return e->grad[v];
     case SLOT_PARAM: {
         mg_param *p = e->g->vals[v].param;
-        if (p->grad_is_zero) {
+        if (p->grad_is_zero) { /* first contribution since zeroing: write directly */
             p->grad_is_zero = 0;
-            en->slot[i] = SLOT_PARAM + 1; /* this call writes directly */
             return p->grad;
         }
         return en->scratch[i];
@@ -423,15 +422,11 @@ static mg_status backward_node(mg_exec *e, int k)
     for (int i = 0; i < n->n_in; i++)
         en->nd.gin[i] = en->nd.needs_grad[i] ? slot_target(e, en, i, n->in[i]) : NULL;
     mg_status s = en->nd.op->backward(&en->nd);
-    for (int i = 0; i < n->n_in; i++) {
-        if (en->slot[i] == SLOT_PARAM + 1) {
-            en->slot[i] = SLOT_PARAM;
-            continue;
-        }
-        if (s == MG_OK && en->nd.gin[i] && en->nd.gin[i] == en->scratch[i])
+    /* A slot that wrote into scratch is added to the value's gradient. */
+    for (int i = 0; s == MG_OK && i < n->n_in; i++)
+        if (en->nd.gin[i] && en->nd.gin[i] == en->scratch[i])
             mg_add_inplace(e->desc[n->in[i]].dtype, e->grad[n->in[i]]->data, en->scratch[i]->data,
                            mg_tensor_numel(en->scratch[i]));
-    }
     return s;
 }
 

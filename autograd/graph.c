@@ -320,7 +320,7 @@ mg_status mg_graph_node(mg_graph *g, const char *opname, const char *name, const
         if (s != MG_OK) gkeep(g, s);
     }
     if (s == MG_OK && (s = append_node(g, op, full, in, n_in, attrs, outs, no)) != MG_OK)
-        return mg_graph_fail(g, s, "out of memory adding node '%s'", name ? name : op->name);
+        mg_graph_fail(g, s, "out of memory adding node '%s'", name ? name : op->name);
     if (s != MG_OK) {
         mg_free(full);
         return s;

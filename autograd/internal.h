@@ -103,6 +103,12 @@ struct mg_graph {
 mg_status mg_grow(void **arr, int *cap, int need, size_t esz);
 /* Levenshtein distance, for "did you mean" hints. */
 int mg_edit_distance(const char *a, const char *b);
+/* The "did you mean" hint among n names (name_at(r, i)): the closest one if
+ * within distance 2 or a third of name's length, else NULL. */
+const char *mg_suggest_name(const mg_registry *r, int n, const char *(*name_at)(const mg_registry *, int),
+                            const char *name);
+/* Frees the registry with its ops and layer types (ctx teardown). */
+void mg_registry_free(mg_registry *r);
 /* Runs an op's infer on described inputs. outs must hold MG_MAX_OUTPUTS
  * tensors; *n_out gets the output count. Errors go to ctx. */
 mg_status mg_op_infer(mg_ctx *ctx, const mg_op_def *op, const char *name, const mg_attrs *attrs,

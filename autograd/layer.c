@@ -21,13 +21,16 @@ typedef struct layer_table {
     int n, cap;
 } layer_table;
 
+static void layer_free(reg_layer *l)
+{
+    mg_free(l->origin);
+    mg_free(l);
+}
+
 static void table_free(mg_registry *r)
 {
     layer_table *t = r->layers;
-    for (int i = 0; t && i < t->n; i++) {
-        mg_free(t->v[i]->origin);
-        mg_free(t->v[i]);
-    }
+    for (int i = 0; t && i < t->n; i++) layer_free(t->v[i]);
     if (t) mg_free(t->v);
     mg_free(t);
     r->layers = NULL;
@@ -199,20 +202,14 @@ const char *mg_registry_layer_origin(const mg_registry *r, const char *name)
     return l ? l->origin : NULL;
 }
 
+static const char *layer_name_at(const mg_registry *r, int i)
+{
+    return ((const layer_table *)r->layers)->v[i]->def.name;
+}
+
 const char *mg_registry_suggest_layer(const mg_registry *r, const char *name)
 {
-    const layer_table *t = r ? r->layers : NULL;
-    const char *best = NULL;
-    int bd = 1000;
-    for (int i = 0; t && name && i < t->n; i++) {
-        int d = mg_edit_distance(name, t->v[i]->def.name);
-        if (d < bd) {
-            bd = d;
-            best = t->v[i]->def.name;
-        }
-    }
-    size_t len = name ? strlen(name) : 0;
-    return bd <= 2 || (size_t)bd * 3 <= len ? best : NULL;
+    return mg_suggest_name(r, mg_registry_num_layers(r), layer_name_at, name);
 }
 
 void mg_registry_remove_layers(mg_registry *r, const char *origin)
@@ -220,12 +217,8 @@ void mg_registry_remove_layers(mg_registry *r, const char *origin)
     layer_table *t = r ? r->layers : NULL;
     int k = 0;
     for (int i = 0; t && origin && i < t->n; i++) {
-        if (strcmp(t->v[i]->origin, origin) == 0) {
-            mg_free(t->v[i]->origin);
-            mg_free(t->v[i]);
-        } else {
-            t->v[k++] = t->v[i];
-        }
+        if (strcmp(t->v[i]->origin, origin) == 0) layer_free(t->v[i]);
+        else t->v[k++] = t->v[i];
     }
     if (t) t->n = k;
 }

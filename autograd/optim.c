@@ -155,12 +155,12 @@ mg_status mg_optim_step(mg_optim *o)
     for (int i = 0; i < o->n_params; i++) {
         mg_param *p = mg_params_at(o->ps, i);
         if (!p->requires_grad) continue;
-        mg_tensor *s0 = state(o, i, 0), *s1 = o->slots > 1 ? state(o, i, 1) : NULL;
-        mg_tensor *s2 = o->slots > 2 ? state(o, i, 2) : NULL;
-        if (!s0 || (o->slots > 1 && !s1) || (o->slots > 2 && !s2))
-            return mg_ctx_fail(o->ctx, MG_ERR_NOMEM, "optimizer: out of memory for the state of '%s'", p->name);
-        if (o->kind == OPT_SGD) sgd_param(o, p, s0);
-        else adam_param(o, p, s0, s1, s2);
+        mg_tensor *st[3] = {NULL, NULL, NULL};
+        for (int s = 0; s < o->slots; s++)
+            if (!(st[s] = state(o, i, s)))
+                return mg_ctx_fail(o->ctx, MG_ERR_NOMEM, "optimizer: out of memory for the state of '%s'", p->name);
+        if (o->kind == OPT_SGD) sgd_param(o, p, st[0]);
+        else adam_param(o, p, st[0], st[1], st[2]);
     }
     o->steps++;
     return MG_OK;

@@ -83,24 +83,45 @@ void mg_params_zero_grad(mg_params *ps)
     }
 }
 
+/* Sum of squares of a gradient; typed loops for f32/f64 (the per-step
+ * case), element access for anything else. */
+static double sum_sq(const mg_tensor *g)
+{
+    int64_t n = mg_tensor_numel(g);
+    double ss = 0;
+    if (g->dtype == MG_F32) {
+        const float *x = g->data;
+        for (int64_t j = 0; j < n; j++) ss += (double)x[j] * x[j];
+    } else if (g->dtype == MG_F64) {
+        const double *x = g->data;
+        for (int64_t j = 0; j < n; j++) ss += x[j] * x[j];
+    } else {
+        for (int64_t j = 0; j < n; j++) ss += mg_tensor_get(g, j) * mg_tensor_get(g, j);
+    }
+    return ss;
+}
+
+static void scale(mg_tensor *g, double k)
+{
+    int64_t n = mg_tensor_numel(g);
+    if (g->dtype == MG_F32) {
+        float *x = g->data;
+        for (int64_t j = 0; j < n; j++) x[j] = (float)(x[j] * k);
+    } else if (g->dtype == MG_F64) {
+        double *x = g->data;
+        for (int64_t j = 0; j < n; j++) x[j] *= k;
+    } else {
+        for (int64_t j = 0; j < n; j++) mg_tensor_set(g, j, mg_tensor_get(g, j) * k);
+    }
+}
+
 double mg_params_clip_grad_norm(mg_params *ps, double max_norm)
 {
     double ss = 0;
-    for (int i = 0; ps && i < ps->n; i++) {
-        const mg_tensor *g = ps->v[i]->grad;
-        int64_t n = mg_tensor_numel(g);
-        for (int64_t j = 0; j < n; j++) {
-            double x = mg_tensor_get(g, j);
-            ss += x * x;
-        }
-    }
+    for (int i = 0; ps && i < ps->n; i++) ss += sum_sq(ps->v[i]->grad);
     double norm = sqrt(ss);
     if (!(norm > max_norm) || max_norm <= 0) return norm;
     double k = max_norm / (norm + 1e-6);
-    for (int i = 0; i < ps->n; i++) {
-        mg_tensor *g = ps->v[i]->grad;
-        int64_t n = mg_tensor_numel(g);
-        for (int64_t j = 0; j < n; j++) mg_tensor_set(g, j, mg_tensor_get(g, j) * k);
-    }
+    for (int i = 0; i < ps->n; i++) scale(ps->v[i]->grad, k);
     return norm;
 }

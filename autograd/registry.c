@@ -77,31 +77,35 @@ const char *mg_registry_op_origin(const mg_registry *r, const char *name)
     return op ? op->origin : NULL;
 }
 
+static const char *op_name_at(const mg_registry *r, int i) { return r->ops[i]->def.name; }
+
 const char *mg_registry_suggest_op(const mg_registry *r, const char *name)
 {
-    const char *best = NULL;
-    int bd = 1000;
-    for (int i = 0; r && name && i < r->n_ops; i++) {
-        int d = mg_edit_distance(name, r->ops[i]->def.name);
-        if (d < bd) {
-            bd = d;
-            best = r->ops[i]->def.name;
-        }
-    }
-    size_t len = name ? strlen(name) : 0;
-    return bd <= 2 || (size_t)bd * 3 <= len ? best : NULL;
+    return mg_suggest_name(r, mg_registry_num_ops(r), op_name_at, name);
+}
+
+static void op_free(mg_reg_op *op)
+{
+    mg_free(op->origin);
+    mg_free(op);
 }
 
 void mg_registry_remove_ops(mg_registry *r, const char *origin)
 {
     int k = 0;
     for (int i = 0; r && origin && i < r->n_ops; i++) {
-        if (strcmp(r->ops[i]->origin, origin) == 0) {
-            mg_free(r->ops[i]->origin);
-            mg_free(r->ops[i]);
-        } else {
-            r->ops[k++] = r->ops[i];
-        }
+        if (strcmp(r->ops[i]->origin, origin) == 0) op_free(r->ops[i]);
+        else r->ops[k++] = r->ops[i];
     }
     if (r) r->n_ops = k;
+}
+
+void mg_registry_free(mg_registry *r)
+{
+    if (!r) return;
+    if (r->layers_free) r->layers_free(r);
+    for (int i = 0; i < r->n_ops; i++) op_free(r->ops[i]);
+    mg_free(r->ops);
+    mg_free(r->origin);
+    mg_free(r);
 }
