@@ -128,13 +128,8 @@ static mg_status ck_push(mg_checkpoint *ck, const char *name, mg_ckpt_dtype dt, 
                            name ? name : "(null)", rank);
     if (ck_index(ck, name) >= 0)
         return mg_ctx_fail(ck->ctx, MG_ERR_EXISTS, "checkpoint: tensor '%s' added twice", name);
-    if (ck->n == ck->cap) {
-        int cap = ck->cap ? 2 * ck->cap : 16;
-        ck_item *v = mg_realloc(ck->items, (size_t)cap * sizeof *v);
-        if (!v) return mg_ctx_fail(ck->ctx, MG_ERR_NOMEM, "checkpoint: out of memory");
-        ck->items = v;
-        ck->cap = cap;
-    }
+    if (mg_grow((void **)&ck->items, &ck->cap, ck->n + 1, sizeof *ck->items) != MG_OK)
+        return mg_ctx_fail(ck->ctx, MG_ERR_NOMEM, "checkpoint: out of memory");
     ck_item *it = &ck->items[ck->n];
     memset(it, 0, sizeof *it);
     it->name = mg_strdup(name);

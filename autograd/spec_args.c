@@ -29,10 +29,8 @@ static mg_status store_enum(spec_loader *ld, const mg_layer_arg *a, const yaml_n
     int nc = 0;
     for (; a->choices && a->choices[nc]; nc++)
         if (!strcmp(a->choices[nc], s)) return mg_attrs_set_str(out, full, s);
-    char list[256] = "";
-    size_t len = 0;
-    for (int i = 0; i < nc && len + 2 < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", a->choices[i]);
+    char list[256];
+    spec_join_names(a->choices, nc, list, sizeof list);
     const char *hint = spec_suggest(s, a->choices, nc);
     if (hint)
         return spec_fail(ld, n, MG_ERR_PARSE, "'%s': unknown value '%s'; did you mean '%s'? (one of %s)",

@@ -81,6 +81,8 @@ mg_status spec_get_str(spec_loader *ld, const yaml_node_t *n, const char *key, c
  * a "did you mean" or the list of valid keys. */
 mg_status spec_unknown_key(spec_loader *ld, const yaml_node_t *key, const char *where,
                            const char *const *cands, int n);
+/* "a, b, c" (cut short to fit len) into buf. */
+const char *spec_join_names(const char *const *names, int n, char *buf, size_t len);
 /* The closest of cands to name, or NULL when nothing is close. */
 const char *spec_suggest(const char *name, const char *const *cands, int n);
 

@@ -157,6 +157,15 @@ mg_status spec_get_str(spec_loader *ld, const yaml_node_t *n, const char *key, c
                      spec_describe(n, buf, sizeof buf));
 }
 
+const char *spec_join_names(const char *const *names, int n, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && k + 2 < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%s", i ? ", " : "", names[i]);
+    return buf;
+}
+
 const char *spec_suggest(const char *name, const char *const *cands, int n)
 {
     const char *best = NULL;
@@ -178,10 +187,7 @@ mg_status spec_unknown_key(spec_loader *ld, const yaml_node_t *key, const char *
     if (hint)
         return spec_fail(ld, key, MG_ERR_PARSE, "unknown key '%s' in %s; did you mean '%s'?", name,
                          where, hint);
-    char list[512] = "";
-    size_t len = 0;
-    for (int i = 0; i < n && len + 2 < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", cands[i]);
+    char list[512];
     return spec_fail(ld, key, MG_ERR_PARSE, "unknown key '%s' in %s (valid keys: %s)", name, where,
-                     n ? list : "none");
+                     n ? spec_join_names(cands, n, list, sizeof list) : "none");
 }

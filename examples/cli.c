@@ -157,6 +157,34 @@ int cli_parse_precision(const char *s, mg_dtype *out)
     return 0;
 }
 
+int cli_parse_weights(const char *s, int *use_ema)
+{
+    if (!strcmp(s, "ema")) *use_ema = 1;
+    else if (!strcmp(s, "raw")) *use_ema = 0;
+    else return 1;
+    return 0;
+}
+
+int cli_parse_max_iterations(const char *s, int64_t *v)
+{
+    return cli_parse_i64(s, v) || *v < 1 || *v > 1000000;
+}
+
+mg_status cli_compile_training(mg_model_graph *fg, mg_exec **e)
+{
+    mg_compile_opts co = {.struct_size = sizeof co, .training = 1, .losses = &fg->loss, .n_losses = 1,
+                          .outputs = &fg->bpd, .n_outputs = 1};
+    return mg_graph_compile(fg->g, &co, e);
+}
+
+int cli_sample_converged(mg_exec *e, const mg_model_graph *ig, int64_t n)
+{
+    for (int i = 0; i < ig->n_layers; i++)
+        if (mg_value_ok(ig->layer_diag[i]) && mg_tensor_get(mg_exec_tensor(e, ig->layer_diag[i]), 3 * n + 2) == 0)
+            return 0;
+    return 1;
+}
+
 mg_status cli_override_inverse(cli_session *S, mg_dtype precision, int64_t max_iterations)
 {
     if (!precision && !max_iterations) return MG_OK;

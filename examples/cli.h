@@ -35,6 +35,10 @@ int cli_ctx(cli_session *S, int verbose);
 mg_status cli_open(cli_session *S, const char *spec_path, unsigned spec_flags);
 /* Parses "float32"/"float64" (for --precision); 0 on success. */
 int cli_parse_precision(const char *s, mg_dtype *out);
+/* Parses "ema"/"raw" (for --weights) into 1/0; 0 on success. */
+int cli_parse_weights(const char *s, int *use_ema);
+/* Parses --max-iterations: a whole number from 1 to 1000000; 0 on success. */
+int cli_parse_max_iterations(const char *s, int64_t *v);
 /* Overrides the spec's model-level inverse precision and iteration limit
  * (0 for either: keep the spec's). */
 mg_status cli_override_inverse(cli_session *S, mg_dtype precision, int64_t max_iterations);
@@ -43,6 +47,12 @@ void cli_close(cli_session *S);
  * ("ema.*") when `use_ema` is 1 and it exists, or -1: EMA if present, else
  * the raw weights. *used_ema (may be NULL) tells which. */
 mg_status cli_load_weights(cli_session *S, const char *path, int use_ema, int *used_ema);
+/* Compiles a forward graph for training the way `train` does: the loss
+ * seeds backward, bits/dim is an output. */
+mg_status cli_compile_training(mg_model_graph *fg, mg_exec **e);
+/* 1 when every iterative layer of inverse graph ig (compiled as e) solved
+ * sample n, from the layers' diagnostics (converged flag). */
+int cli_sample_converged(mg_exec *e, const mg_model_graph *ig, int64_t n);
 
 /* Prints "mintgrad <cmd>: error: <ctx message>" and returns the exit code
  * for status s: EXIT_INPUT when `input` (loading what the user gave),

@@ -74,7 +74,7 @@ static int parse(int argc, char **argv, eval_opts *o)
             if (cli_parse_precision(optarg, &o->precision)) return cli_usage("eval", "--precision: float32 or float64");
             break;
         case 'M':
-            if (cli_parse_i64(optarg, &o->max_iterations) || o->max_iterations < 1 || o->max_iterations > 1000000)
+            if (cli_parse_max_iterations(optarg, &o->max_iterations))
                 return cli_usage("eval", "--max-iterations: a whole number from 1 to 1000000");
             break;
         case 'v': o->verbose = 1; break;
@@ -88,8 +88,7 @@ static int parse(int argc, char **argv, eval_opts *o)
             o->deq = strcmp(optarg, "center") ? MG_SPEC_DEQUANT_UNIFORM : MG_SPEC_DEQUANT_CENTER;
             break;
         case 'W':
-            if (strcmp(optarg, "ema") && strcmp(optarg, "raw")) return cli_usage("eval", "--weights: ema or raw");
-            o->weights = strcmp(optarg, "ema") == 0;
+            if (cli_parse_weights(optarg, &o->weights)) return cli_usage("eval", "--weights: ema or raw");
             break;
         case 'L': case 'b': case 's':
             if (cli_parse_i64(optarg, &v) || v < (c == 's' ? 0 : 1))

@@ -107,15 +107,6 @@ static const char *default_title(const graph_args *a, char *buf, size_t n)
     return buf;
 }
 
-/* Compiles the training graph as `train` does (the loss seeds backward,
- * bits/dim is an output), so the views show the nodes training runs. */
-static mg_status compile_training(mg_model_graph *mg, mg_exec **e)
-{
-    mg_compile_opts co = {.struct_size = sizeof co, .training = 1, .losses = &mg->loss, .n_losses = 1,
-                          .outputs = &mg->bpd, .n_outputs = 1};
-    return mg_graph_compile(mg->g, &co, e);
-}
-
 /* Writes the DOT text to stdout or the picture to a->out. */
 static mg_status write_graph(const mg_graph *g, const mg_dot_opts *o, const char *out)
 {
@@ -133,7 +124,8 @@ static mg_status draw(cli_session *S, const graph_args *a, int *nodes)
     char title[256];
     mg_status s = a->view == VIEW_INVERSE ? mg_model_build_inverse(S->model, a->batch, &mg)
                                           : mg_model_build_forward(S->model, a->batch, &mg);
-    if (s == MG_OK && a->view != VIEW_INVERSE) s = compile_training(mg, &e);
+    /* compiled as `train` does, so the views show the nodes training runs */
+    if (s == MG_OK && a->view != VIEW_INVERSE) s = cli_compile_training(mg, &e);
     if (s == MG_OK) {
         mg_dot_opts o = mg_dot_defaults();
         o.view = a->view == VIEW_BACKWARD ? MG_DOT_BACKWARD : MG_DOT_FORWARD;

@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <string.h>
 
 static const char help[] =
     "Usage: mintgrad sample SPEC --checkpoint CKPT -o GRID.png [OPTIONS]\n"
@@ -69,7 +68,7 @@ static int parse(int argc, char **argv, sample_opts *o)
             if (cli_parse_precision(optarg, &o->precision)) return cli_usage("sample", "--precision: float32 or float64");
             break;
         case 'M':
-            if (cli_parse_i64(optarg, &o->max_iterations) || o->max_iterations < 1 || o->max_iterations > 1000000)
+            if (cli_parse_max_iterations(optarg, &o->max_iterations))
                 return cli_usage("sample", "--max-iterations: a whole number from 1 to 1000000");
             break;
         case 'v': o->verbose = 1; break;
@@ -78,8 +77,7 @@ static int parse(int argc, char **argv, sample_opts *o)
                 return cli_usage("sample", "--temperature must be a number > 0");
             break;
         case 'W':
-            if (strcmp(optarg, "ema") && strcmp(optarg, "raw")) return cli_usage("sample", "--weights: ema or raw");
-            o->weights = strcmp(optarg, "ema") == 0;
+            if (cli_parse_weights(optarg, &o->weights)) return cli_usage("sample", "--weights: ema or raw");
             break;
         case 'n': case 's': case 'C': case 'b':
             if (cli_parse_i64(optarg, &v) || v < (c == 's' ? 0 : 1))
@@ -112,10 +110,7 @@ static void collect(mg_exec *e, const mg_model_graph *ig, int64_t first, int64_t
             out[(first + n) * per + j] = v;
             ok &= isfinite(v) != 0;
         }
-        for (int i = 0; i < ig->n_layers; i++)
-            if (mg_value_ok(ig->layer_diag[i]))
-                ok &= mg_tensor_get(mg_exec_tensor(e, ig->layer_diag[i]), 3 * n + 2) != 0;
-        bad[first + n] = !ok;
+        bad[first + n] = !ok || !cli_sample_converged(e, ig, n);
     }
 }
 

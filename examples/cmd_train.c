@@ -127,9 +127,7 @@ static mg_status setup(trainer *t, int *input)
     if (!(t->pix = mg_malloc((size_t)(t->batch * dataset_image_bytes(&t->train)))))
         return mg_ctx_fail(t->S->ctx, MG_ERR_NOMEM, "out of memory");
     if ((s = mg_model_build_forward(t->S->model, t->batch, &t->fg))) return s;
-    mg_compile_opts o = {.struct_size = sizeof o, .training = 1, .losses = &t->fg->loss, .n_losses = 1,
-                         .outputs = &t->fg->bpd, .n_outputs = 1};
-    if ((s = mg_graph_compile(t->fg->g, &o, &t->ex)) || (s = evaluator_init(t->S->ctx, t->S->model, t->batch, &t->ev)) ||
+    if ((s = cli_compile_training(t->fg, &t->ex)) || (s = evaluator_init(t->S->ctx, t->S->model, t->batch, &t->ev)) ||
         (s = make_optim(t)) || (s = batcher_init(t->S->ctx, &t->bt, &t->train, sp->train.seed)))
         return s;
     mg_rng_seed(&t->noise, sp->train.seed ^ 0xA5A5A5A5ull);

@@ -137,6 +137,13 @@ void dataset_free(dataset *d)
     memset(d, 0, sizeof *d);
 }
 
+void dataset_stage(const dataset *d, int64_t start, int64_t k, int64_t batch, uint8_t *out)
+{
+    int64_t per = dataset_image_bytes(d);
+    memcpy(out, d->pixels + start * per, (size_t)(k * per));
+    for (int64_t i = k; i < batch; i++) memcpy(out + i * per, d->pixels + start * per, (size_t)per);
+}
+
 /* ---- batching ----------------------------------------------------------------- */
 
 static void batcher_shuffle(batcher *b)

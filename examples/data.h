@@ -30,6 +30,9 @@ mg_status dataset_generate(mg_ctx *ctx, const int64_t chw[3], int64_t n, uint64_
 void dataset_free(dataset *d);
 /* Bytes per image. */
 static inline int64_t dataset_image_bytes(const dataset *d) { return d->c * d->h * d->w; }
+/* Copies images [start, start + k) of d into out [batch, c, h, w] (k <=
+ * batch), filling the rest of the batch with copies of image `start`. */
+void dataset_stage(const dataset *d, int64_t start, int64_t k, int64_t batch, uint8_t *out);
 
 /* Endless shuffled batches: every epoch is a fresh permutation drawn from
  * the batcher's RNG; a batch may span two epochs. The state (the RNG as it

@@ -30,14 +30,6 @@ void evaluator_free(evaluator *ev)
     memset(ev, 0, sizeof *ev);
 }
 
-/* Stages images [start, start + k) of d, padding the batch with the first. */
-static void stage(evaluator *ev, const dataset *d, int64_t start, int64_t k)
-{
-    int64_t per = dataset_image_bytes(d);
-    memcpy(ev->pix, d->pixels + start * per, (size_t)(k * per));
-    for (int64_t i = k; i < ev->batch; i++) memcpy(ev->pix + i * per, d->pixels + start * per, (size_t)per);
-}
-
 mg_status evaluator_run(mg_ctx *ctx, evaluator *ev, const mg_spec *spec, const dataset *d, int64_t count,
                         mg_spec_dequant mode, mg_rng *rng, double *per_sample, double *mean_bpd)
 {
@@ -47,7 +39,7 @@ mg_status evaluator_run(mg_ctx *ctx, evaluator *ev, const mg_spec *spec, const d
         if (cli_interrupted) return mg_ctx_fail(ctx, MG_ERR_INTERRUPTED, "evaluation stopped at image %lld",
                                                 (long long)start);
         int64_t k = count - start < ev->batch ? count - start : ev->batch;
-        stage(ev, d, start, k);
+        dataset_stage(d, start, k, ev->batch, ev->pix);
         mg_status s = data_dequantize(ctx, ev->pix, ev->batch, spec->model.input, mode, rng,
                                       mg_exec_tensor(ev->ex, ev->fg->x));
         if (s == MG_OK) s = mg_exec_forward(ev->ex);

@@ -7,7 +7,6 @@
 #include "evaluate.h"
 
 #include <math.h>
-#include <string.h>
 
 typedef struct layer_report {
     double it_mean, it_max, resid_max, rec_err;
@@ -76,13 +75,7 @@ static mg_status whole_flow(cli_session *S, mg_exec *re, const mg_model_graph *r
     if (s == MG_OK) {
         *err = max_err(mg_exec_tensor(re, rg->x), mg_exec_tensor(ie, ig->x_out), k);
         *bad = 0;
-        for (int64_t n = 0; n < k; n++) {
-            int ok = 1;
-            for (int i = 0; i < ig->n_layers; i++)
-                if (mg_value_ok(ig->layer_diag[i]))
-                    ok &= mg_tensor_get(mg_exec_tensor(ie, ig->layer_diag[i]), 3 * n + 2) != 0;
-            *bad += !ok;
-        }
+        for (int64_t n = 0; n < k; n++) *bad += !cli_sample_converged(ie, ig, n);
     }
     mg_exec_free(ie);
     mg_model_graph_free(ig);
@@ -102,12 +95,12 @@ mg_status eval_check_inverse(cli_session *S, const dataset *d, int64_t batch, in
 {
     mg_model_graph *rg = NULL;
     mg_exec *e = NULL;
-    int64_t k = d->n < batch ? d->n : batch, per = dataset_image_bytes(d);
-    uint8_t *pix = mg_malloc((size_t)(batch * per));
+    int64_t k = d->n < batch ? d->n : batch;
+    uint8_t *pix = mg_malloc((size_t)(batch * dataset_image_bytes(d)));
     mg_status s = pix ? mg_model_build_roundtrip(S->model, batch, &rg) : mg_ctx_fail(S->ctx, MG_ERR_NOMEM, "out of memory");
     if (s == MG_OK) s = compile_roundtrip(S, rg, &e);
     if (s == MG_OK) {
-        for (int64_t i = 0; i < batch; i++) memcpy(pix + i * per, d->pixels + (i < k ? i : 0) * per, (size_t)per);
+        dataset_stage(d, 0, k, batch, pix);
         s = data_dequantize(S->ctx, pix, batch, S->spec->model.input, MG_SPEC_DEQUANT_CENTER, NULL,
                             mg_exec_tensor(e, rg->x));
     }
