@@ -61,17 +61,15 @@ static int all_zero(const float *v, int64_t n)
     return 1;
 }
 
-/* Pixels per tile of the log-det backward: as the forward's (6 scratch rows
- * of L x tile on the stack, under 200 KB). */
-static int64_t bwd_tile(const mn_dims *d) { return mn_diag_tile(d); }
-
-/* The state of one (sample, channel) unit. Scratch rows (d1, d2, d3, u, gd1)
- * have stride P (the tile size, a multiple of 16) and are zero-padded past
- * np, for the register-blocked small GEMMs of mintnet_simd.h. Sums over
- * pixels never end in a horizontal vector reduction per tile (that costs
- * more than the tile's arithmetic): the W2c gradient accumulates with the
- * vector across g1 from d1 stored pixel-major (d1t, rows of lpad), and the
- * w1 / w3 centre gradients in 16 lanes. */
+/* The state of one (sample, channel) unit, on the forward's pixel tiles
+ * (mn_diag_tile: 6 scratch rows of L x tile on the stack, under 200 KB).
+ * Scratch rows (d1, d2, d3, u, gd1) have stride P (the tile size, a
+ * multiple of 16) and are zero-padded past np, for the register-blocked
+ * small GEMMs of mintnet_simd.h. Sums over pixels never end in a horizontal
+ * vector reduction per tile (that costs more than the tile's arithmetic): the
+ * W2c gradient accumulates with the vector across g1 from d1 stored
+ * pixel-major (d1t, rows of lpad), and the w1 / w3 centre gradients in 16
+ * lanes. */
 typedef struct ld_unit {
     const mn_wts *w;
     const mn_eval32 *ev;
@@ -168,7 +166,7 @@ MN_HOT static void ld_run_unit(const mn_wts *w, const mn_eval32 *ev, const float
                                int64_t n, int64_t c)
 {
     const mn_dims *d = &w->d;
-    const int64_t L = d->l, P = bwd_tile(d), LP = lpad(d);
+    const int64_t L = d->l, P = mn_diag_tile(d), LP = lpad(d);
     float d1[L * P], d2[L * P], d3[L * P], u[L * P], gd1[L * P], d1t[LP * P];
     ld_unit t = {.w = w, .ev = ev, .b = b, .n = n, .c = c, .gamma = gamma, .st = P, .lp = LP,
                  .d1 = d1, .d2 = d2, .d3 = d3, .u = u, .gd1 = gd1, .d1t = d1t};

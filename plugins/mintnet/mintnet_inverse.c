@@ -25,12 +25,17 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct inv_state {
-    mn_dims d;
-    mn_mask mask;
+/* The attributes, read once in prepare. */
+typedef struct inv_cfg {
     double beta, tol;
     int64_t maxit, direct;
     int f64, fixed;
+} inv_cfg;
+
+typedef struct inv_state {
+    mn_dims d;
+    mn_mask mask;
+    inv_cfg cfg;
     mn_wts w;
     mn_eval32 ev;      /* precision float32 */
     mn_eval64 ev64;    /* precision float64 */
@@ -40,12 +45,6 @@ typedef struct inv_state {
 } inv_state;
 
 /* ---- attributes ---------------------------------------------------------------------- */
-
-typedef struct inv_cfg {
-    double beta, tol;
-    int64_t maxit, direct;
-    int f64, fixed;
-} inv_cfg;
 
 static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
 {
@@ -111,11 +110,11 @@ static mg_status inv_alloc(mg_node *nd, inv_state *st)
 {
     const mn_dims *d = &st->d;
     const unsigned fwd_only[3] = {0, 0, 0};
-    size_t bytes = (size_t)(d->n * d->c * d->hw) * (st->f64 ? sizeof(double) : sizeof(float));
+    size_t bytes = (size_t)(d->n * d->c * d->hw) * (st->cfg.f64 ? sizeof(double) : sizeof(float));
     mg_status s = mn_wts_init(&st->w, d, st->mask);
-    if (s == MG_OK && st->f64) s = mn_eval64_init(&st->ev64, d);
-    if (s == MG_OK && !st->f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), d, fwd_only);
-    if (s == MG_OK && !st->f64 && st->direct > 0) s = mn_eval32_direct_init(&st->ev);
+    if (s == MG_OK && st->cfg.f64) s = mn_eval64_init(&st->ev64, d);
+    if (s == MG_OK && !st->cfg.f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), d, fwd_only);
+    if (s == MG_OK && !st->cfg.f64 && st->cfg.direct > 0) s = mn_eval32_direct_init(&st->ev);
     if (s != MG_OK && s != MG_ERR_NOMEM) return s;
     st->z = mg_malloc_aligned(bytes);
     st->x = mg_malloc_aligned(bytes);
@@ -134,18 +133,9 @@ static mg_status inv_prepare(mg_node *nd)
     inv_state *st = mg_calloc(1, sizeof *st);
     if (!st) return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory");
     mg_node_set_state(nd, st);
-    inv_cfg cfg;
     mg_status s = mn_block_check(nd, &st->d, &st->mask);
-    if (s == MG_OK) s = inv_read_cfg(nd, &cfg);
-    if (s == MG_OK) {
-        st->beta = cfg.beta;
-        st->tol = cfg.tol;
-        st->maxit = cfg.maxit;
-        st->direct = cfg.direct;
-        st->f64 = cfg.f64;
-        st->fixed = cfg.fixed;
-        s = inv_alloc(nd, st);
-    }
+    if (s == MG_OK) s = inv_read_cfg(nd, &st->cfg);
+    if (s == MG_OK) s = inv_alloc(nd, st);
     if (s != MG_OK) inv_release(nd);
     return s;
 }
@@ -158,11 +148,11 @@ static const float *in_f32(mg_node *nd, int i) { return mg_f32(mg_node_input(nd,
 static mg_status inv_eval(mg_node *nd, inv_state *st, int nact)
 {
     const float *b1 = in_f32(nd, MN_IN_B1), *b2 = in_f32(nd, MN_IN_B2), *b3 = in_f32(nd, MN_IN_B3);
-    if (st->f64) {
+    if (st->cfg.f64) {
         mn_eval64_run(&st->ev64, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
         return MG_OK;
     }
-    if (nact <= st->direct) {
+    if (nact <= st->cfg.direct) {
         mn_eval32_run_direct(&st->ev, &st->w, b1, b2, b3, st->x, st->y, st->D, NULL, st->act, nact);
         return MG_OK;
     }
@@ -171,7 +161,7 @@ static mg_status inv_eval(mg_node *nd, inv_state *st, int nact)
 
 static void inv_resid(inv_state *st, int nact)
 {
-    if (st->f64)
+    if (st->cfg.f64)
         mn_inv_resid_f64(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
     else
         mn_inv_resid_f32(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
@@ -179,10 +169,10 @@ static void inv_resid(inv_state *st, int nact)
 
 static void inv_step(inv_state *st, int nact)
 {
-    if (st->f64)
-        mn_inv_step_f64(&st->d, st->z, st->y, st->D, st->beta, st->x, st->act, nact);
+    if (st->cfg.f64)
+        mn_inv_step_f64(&st->d, st->z, st->y, st->D, st->cfg.beta, st->x, st->act, nact);
     else
-        mn_inv_step_f32(&st->d, st->z, st->y, st->D, (float)st->beta, st->x, st->act, nact);
+        mn_inv_step_f32(&st->d, st->z, st->y, st->D, (float)st->cfg.beta, st->x, st->act, nact);
 }
 
 /* Retires the samples that stop after evaluation k (writing their diag) and
@@ -193,8 +183,8 @@ static int inv_retire(inv_state *st, int64_t k, int nact, double *diag)
     for (int j = 0; j < nact; j++) {
         int n = st->act[j];
         double r = st->res[n];
-        int ok = r <= st->tol, bad = !isfinite(r);
-        if (bad || k == st->maxit || (!st->fixed && ok)) {
+        int ok = r <= st->cfg.tol, bad = !isfinite(r);
+        if (bad || k == st->cfg.maxit || (!st->cfg.fixed && ok)) {
             diag[n * 3 + 0] = (double)k;
             diag[n * 3 + 1] = r;
             diag[n * 3 + 2] = ok && !bad;
@@ -236,8 +226,8 @@ static void inv_report(mg_node *nd, const inv_state *st, const double *diag)
                    "node '%s' (mintnet.block_inverse): %" PRId64 " of %" PRId64 " samples did not converge "
                    "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, damping %g, %s); worst: "
                    "sample %" PRId64 " with residual %g; see the diag output",
-                   mg_node_name(nd), bad, st->d.n, st->tol, st->maxit, st->beta, st->f64 ? "float64" : "float32",
-                   worst, diag[worst * 3 + 1]);
+                   mg_node_name(nd), bad, st->d.n, st->cfg.tol, st->cfg.maxit, st->cfg.beta,
+                   st->cfg.f64 ? "float64" : "float32", worst, diag[worst * 3 + 1]);
     else
         mg_ctx_log(ctx, MG_LOG_DEBUG, "node '%s': all %" PRId64 " samples converged, at most %g iterations",
                    mg_node_name(nd), st->d.n, diag[most * 3]);
@@ -251,12 +241,12 @@ static mg_status inv_forward(mg_node *nd)
     const int64_t cnt = d->n * d->c * d->hw;
     mg_tensor *xo = mg_node_output(nd, 0);
     mg_tensor zw, xw;
-    mg_tensor_init(&zw, st->f64 ? MG_F64 : MG_F32, 1, &cnt, st->z);
-    mg_tensor_init(&xw, st->f64 ? MG_F64 : MG_F32, 1, &cnt, st->x);
+    mg_tensor_init(&zw, st->cfg.f64 ? MG_F64 : MG_F32, 1, &cnt, st->z);
+    mg_tensor_init(&xw, st->cfg.f64 ? MG_F64 : MG_F32, 1, &cnt, st->x);
     mg_status s = mg_tensor_copy(&zw, mg_node_input(nd, MN_IN_X));
     if (s != MG_OK) return mg_node_fail(nd, s, "cannot convert z to the working precision");
     mn_wts_update(&st->w, in_f32(nd, MN_IN_W1), in_f32(nd, MN_IN_W2), in_f32(nd, MN_IN_W3));
-    if (st->f64) {
+    if (st->cfg.f64) {
         mn_eval64_set_t(&st->ev64, in_f32(nd, MN_IN_T));
         mn_inv_start_f64(d, st->z, st->ev64.tau, st->x);
     } else {
