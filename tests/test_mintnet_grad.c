@@ -137,6 +137,14 @@ Test(mintnet_grad, block_vs_double_fd_c3_odd)
     check_block_grads(1, 3, 1, 5, 2, 'B', 3, 1050);
 }
 
+/* C >= MN_OWN_CONV_BELOW: W1 and W3 run on the public (oneDNN) kernels
+ * instead of the plugin's own thin-convolution kernels used above. */
+Test(mintnet_grad, block_vs_double_fd_c16_public_kernels)
+{
+    check_block_grads(1, 16, 1, 3, 3, 'A', 3, 1090);
+    check_block_grads(1, 16, 1, 2, 3, 'B', 3, 1100);
+}
+
 Test(mintnet_grad, block_y_only_and_logdet_only)
 {
     check_block_grads(2, 2, 2, 3, 3, 'A', 1, 1060);

@@ -128,6 +128,22 @@ void mn_conv3_f32(const mn_conv3 *s, const float *x, float *pad, const float *w,
 void mn_conv3_f64(const mn_conv3 *s, const double *x, double *pad, const double *w, const float *b, double *y,
                   const int *act, int nact);
 
+/* x (N, I, H, W) into the interior of pad (N, I, H+2, W+2), all samples. */
+void mn_pad_f32(const mn_conv3 *s, const float *x, float *pad);
+
+/* ---- thin convolutions' gradients (mintnet_wgrad.c) ------------------------------------
+ * mn_wgrad_thin_f32: the weight gradient of a block convolution between
+ * `thick` [N, LC, H, W] and the thin tensor [N, C, H, W] given as thin_pad
+ * (mn_pad_f32). thick_is_dy: thick is dL/dh1 and thin is x, dw is dL/dW~1
+ * [LC, C, 3, 3]; else thick is a2 and thin is dL/dy, dw is dL/dW~3
+ * [C, LC, 3, 3]. Entries of (output, input) pairs the mask zeroes entirely
+ * get 0; rows is scratch of LC * H * (W+2) floats. Deterministic.
+ * mn_channel_sum_f32: out[c] = sum over samples and pixels of x [N, ch, HW]
+ * (a bias gradient), summed in double. */
+void mn_wgrad_thin_f32(const mn_dims *d, mn_mask mask, const float *thick, const float *thin_pad, int thick_is_dy,
+                       float *rows, float *dw);
+void mn_channel_sum_f32(const mn_dims *d, int64_t ch, const float *x, float *out);
+
 /* ---- the f64 evaluation of a block (mintnet_eval64.c) --------------------------------
  * Buffers for f(x) and D(x) in double. */
 typedef struct mn_eval64 {
@@ -149,14 +165,18 @@ void mn_eval64_run(mn_eval64 *e, const mn_wts *w, const float *b1, const float *
 /* ---- the f32 evaluation of a block (mintnet_block.c) --------------------------------
  * f(x) and D(x) in float through the public convolution kernels (created
  * once, in prepare). The convolutions always run on the whole batch; act
- * restricts the elementwise work. Convolutions with fewer than
- * MN_OWN_CONV_BELOW output channels (W3's LC -> C forward, W1's backward-data
- * LC -> C) run on the plugin's own kernel instead: at the small model's
- * shapes (C = 1 and 4, LC = 16) that made the forward 15-20% and the f32
- * inverse 18% faster; routing the C = 16 blocks too gained nothing
- * measurable, so the public kernel keeps them. */
+ * restricts the elementwise work. When C < MN_OWN_CONV_BELOW, the block's
+ * thin convolutions (W1: C -> LC and W3: LC -> C, every pass: forward,
+ * backward-data, weight and bias gradients) run on the plugin's own kernels
+ * (mintnet_conv.c, mintnet_wgrad.c) and only W2 uses the public kernel:
+ * oneDNN pads a 1- or 4-channel side to 16 and converts the thick side's
+ * layout around each call. Measured with tests/bench/bench_mintnet, batch 32,
+ * 2 threads: MNIST training step 0.52-0.60 s with every convolution on the
+ * public kernel, 0.44-0.47 s this way; the small model's 31-32 ms against
+ * 33-34 ms when the C = 16 blocks are routed to the own kernels too, so
+ * those stay on the public kernel. */
 #define MN_OWN_CONV_BELOW 16
-static inline int mn_own_conv(int64_t out_ch) { return out_ch < MN_OWN_CONV_BELOW; }
+static inline int mn_own_conv(int64_t c) { return c < MN_OWN_CONV_BELOW; }
 typedef struct mn_eval32 {
     mn_dims d;
     mg_conv2d_kernel *k1, *k2, *k3; /* x -> h1, a1 -> h2, a2 -> y */
@@ -164,6 +184,7 @@ typedef struct mn_eval32 {
     float *tau;                     /* [C, HW] */
     float *pad;                     /* mn_eval32_direct_init: conv scratch, as mn_eval64
                                        (always allocated when mn_own_conv(C)) */
+    /* k1 and k3 are NULL when mn_own_conv(C) */
 } mn_eval32;
 /* Creates the kernels with the given passes (MG_CONV_* bits, FWD always
  * added) and the buffers. Errors go to ctx; call mn_eval32_free after a
@@ -188,6 +209,8 @@ typedef struct mn_bwd {
     float *dh1, *dh2, *tmp; /* [N, LC, HW] */
     float *rho;             /* [N, C, HW]: d loss / d D */
     float *w1t;             /* [C, LC, 3, 3]: W~1 transposed and flipped (own backward-data) */
+    float *w3t;             /* [LC, C, 3, 3]: W~3 transposed and flipped (own backward-data) */
+    float *rows;            /* [LC, H, W+2]: mn_wgrad_thin_f32 scratch */
     float *gacc;            /* [N*C][L*L + 32L] per-(sample, channel) centre gradients:
                                dL/dW2c, then 16 partial sums each of dL/dw1, dL/dw3 */
     double *gc;             /* [C][L*L + 2L] their sums over samples: W2c, w1, w3 */

@@ -98,9 +98,10 @@ mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsi
 {
     memset(e, 0, sizeof *e);
     e->d = *d;
-    mg_status s = new_kernel(ctx, d, d->c, d->lc, passes[0], &e->k1);
+    const int own = mn_own_conv(d->c); /* then W1 and W3 never use k1, k3 */
+    mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], &e->k1);
     if (s == MG_OK) s = new_kernel(ctx, d, d->lc, d->lc, passes[1], &e->k2);
-    if (s == MG_OK) s = new_kernel(ctx, d, d->lc, d->c, passes[2], &e->k3);
+    if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], &e->k3);
     if (s != MG_OK) return s;
     size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float);
     e->e1 = mg_malloc_aligned(big);
@@ -145,17 +146,20 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
                         const float *x, float *y, float *D, double *part, const int *act, int nact)
 {
     const mn_dims *d = &e->d;
-    mg_status s = mg_conv2d_kernel_forward(e->k1, x, w->w1f, b1, e->e1);
-    if (s != MG_OK) return s;
+    const int own = mn_own_conv(d->c);
+    const mn_conv3 s1 = {d->n, d->c, d->lc, d->h, d->w}, s3 = {d->n, d->lc, d->c, d->h, d->w};
+    mg_status s = MG_OK;
+    if (own)
+        mn_conv3_f32(&s1, x, e->pad, w->w1f, b1, e->e1, NULL, 0);
+    else if ((s = mg_conv2d_kernel_forward(e->k1, x, w->w1f, b1, e->e1)) != MG_OK)
+        return s;
     mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
     if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
     mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
-    if (mn_own_conv(d->c)) {
-        const mn_conv3 s3 = {d->n, d->lc, d->c, d->h, d->w};
+    if (own)
         mn_conv3_f32(&s3, e->a2, e->pad, w->w3f, b3, y, NULL, 0);
-    } else if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK) {
+    else if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK)
         return s;
-    }
     mn_diag_f32(w, e->e1, e->e2, e->tau, D, x, y, part, act, nact);
     return MG_OK;
 }

@@ -37,8 +37,14 @@ mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
     b->rho = mg_malloc_aligned((size_t)(d->n * d->c * d->hw) * sizeof(float));
     b->gacc = mg_malloc_aligned((size_t)(d->n * d->c * unit_acc(d)) * sizeof(float));
     b->gc = mg_malloc((size_t)(d->c * (d->l * d->l + 2 * d->l)) * sizeof(double));
-    b->w1t = mg_malloc((size_t)(d->c * d->lc * 9) * sizeof(float));
-    return b->dh1 && b->dh2 && b->tmp && b->rho && b->gacc && b->gc && b->w1t ? MG_OK : MG_ERR_NOMEM;
+    int ok = b->dh1 && b->dh2 && b->tmp && b->rho && b->gacc && b->gc;
+    if (mn_own_conv(d->c)) {
+        b->w1t = mg_malloc((size_t)(d->c * d->lc * 9) * sizeof(float));
+        b->w3t = mg_malloc((size_t)(d->c * d->lc * 9) * sizeof(float));
+        b->rows = mg_malloc_aligned((size_t)(d->lc * d->h * (d->w + 2)) * sizeof(float));
+        ok = ok && b->w1t && b->w3t && b->rows;
+    }
+    return ok ? MG_OK : MG_ERR_NOMEM;
 }
 
 void mn_bwd_free(mn_bwd *b)
@@ -51,6 +57,8 @@ void mn_bwd_free(mn_bwd *b)
     mg_free_aligned(b->gacc);
     mg_free(b->gc);
     mg_free(b->w1t);
+    mg_free(b->w3t);
+    mg_free_aligned(b->rows);
     memset(b, 0, sizeof *b);
 }
 
@@ -286,6 +294,15 @@ static void finish_w2(const bwd_ctx *k)
             }
 }
 
+/* t[i, o, u, v] = w[o, i, 2-u, 2-v]: the weight of conv_transpose(., w) as
+ * a plain convolution. w is [O, I, 3, 3], t is [I, O, 3, 3]. */
+static void transpose_flip(const float *w, float *t, int64_t O, int64_t I)
+{
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < I; i++)
+            for (int k = 0; k < 9; k++) t[(i * O + o) * 9 + 8 - k] = w[(o * I + i) * 9 + k];
+}
+
 /* dL/dW3, dL/db3 (main path only: the centre terms come in finish_w13). */
 static mg_status grads_3(bwd_ctx *k)
 {
@@ -294,6 +311,11 @@ static mg_status grads_3(bwd_ctx *k)
     if (!k->y_on) {
         if (gw) memset(gw, 0, (size_t)(k->d->c * k->d->lc * 9) * sizeof(float));
         if (gb) memset(gb, 0, (size_t)k->d->c * sizeof(float));
+    } else if (mn_own_conv(k->d->c)) {
+        const mn_conv3 s = {k->d->n, k->d->c, k->d->lc, k->d->h, k->d->w};
+        mn_pad_f32(&s, k->gy, k->ev->pad);
+        if (gw) mn_wgrad_thin_f32(k->d, k->w->mask, k->ev->a2, k->ev->pad, 0, k->b->rows, gw);
+        if (gb) mn_channel_sum_f32(k->d, k->d->c, k->gy, gb);
     } else {
         mg_status s = mg_conv2d_kernel_backward_weights(k->ev->k3, k->ev->a2, k->gy, gw, gb);
         if (s != MG_OK) return s;
@@ -319,15 +341,6 @@ static void grad_t(const bwd_ctx *k)
         float sg = fabsf(t[i]) > (float)MN_TAU_MIN ? (float)((t[i] > 0) - (t[i] < 0)) : 0.0f;
         gt[i] = (float)s * sg;
     }
-}
-
-/* t[i, o, u, v] = w[o, i, 2-u, 2-v]: the weight of conv_transpose(., w) as
- * a plain convolution. w is [O, I, 3, 3], t is [I, O, 3, 3]. */
-static void transpose_flip(const float *w, float *t, int64_t O, int64_t I)
-{
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t i = 0; i < I; i++)
-            for (int k = 0; k < 9; k++) t[(i * O + o) * 9 + 8 - k] = w[(o * I + i) * 9 + k];
 }
 
 /* gx = conv_transpose(dh1, W~1): with few input channels (mn_own_conv) on
@@ -362,6 +375,33 @@ static void zero_all(bwd_ctx *k)
         if (k->g[i]) mg_tensor_fill(k->g[i], 0);
 }
 
+/* tmp = conv_transpose(gy, W~3), on the plugin's own kernel as a
+ * convolution C -> LC with the flipped, transposed weight when C is small
+ * (mn_own_conv). */
+static mg_status grad_h2_conv(bwd_ctx *k)
+{
+    const mn_dims *d = k->d;
+    if (!mn_own_conv(d->c)) return mg_conv2d_kernel_backward_data(k->ev->k3, k->gy, k->w->w3f, k->b->tmp);
+    const mn_conv3 s = {d->n, d->c, d->lc, d->h, d->w};
+    transpose_flip(k->w->w3f, k->b->w3t, d->c, d->lc);
+    mn_conv3_f32(&s, k->gy, k->ev->pad, k->b->w3t, NULL, k->b->tmp, NULL, 0);
+    return MG_OK;
+}
+
+/* dL/dW~1 (before masking) and dL/db1 from dh1 and x. */
+static mg_status grads_1(bwd_ctx *k, float *gw, float *gb)
+{
+    const mn_dims *d = k->d;
+    if (!mn_own_conv(d->c)) return mg_conv2d_kernel_backward_weights(k->ev->k1, k->x, k->b->dh1, gw, gb);
+    const mn_conv3 s = {d->n, d->c, d->lc, d->h, d->w};
+    if (gw) {
+        mn_pad_f32(&s, k->x, k->ev->pad);
+        mn_wgrad_thin_f32(d, k->w->mask, k->b->dh1, k->ev->pad, 1, k->b->rows, gw);
+    }
+    if (gb) mn_channel_sum_f32(d, d->lc, k->b->dh1, gb);
+    return MG_OK;
+}
+
 /* dh2, then W3/b3, dh1, W2/b2, W1/b1, x. */
 static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
 {
@@ -369,7 +409,7 @@ static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
     const int64_t big = d->n * d->lc * d->hw;
     mg_status s = MG_OK;
     if (need_dh2) {
-        if (k->y_on) s = mg_conv2d_kernel_backward_data(k->ev->k3, k->gy, k->w->w3f, k->b->tmp);
+        if (k->y_on) s = grad_h2_conv(k);
         if (s != MG_OK) return s;
         combine(k->b->dh2, k->b->tmp, k->ev->e2, big, k->ld_on, k->y_on);
     }
@@ -382,8 +422,7 @@ static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
     if ((gw2 || gb2) && (s = mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, k->b->dh2, gw2, gb2)) != MG_OK)
         return s;
     if (gw2) finish_w2(k);
-    if ((gw1 || gb1) && (s = mg_conv2d_kernel_backward_weights(k->ev->k1, k->x, k->b->dh1, gw1, gb1)) != MG_OK)
-        return s;
+    if ((gw1 || gb1) && (s = grads_1(k, gw1, gb1)) != MG_OK) return s;
     if (gw1) finish_w13(k, 1);
     if (gptr(k, MN_IN_X)) s = grad_x(k);
     return s;

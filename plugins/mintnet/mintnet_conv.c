@@ -2,8 +2,9 @@
  * 1, zero padding 1), in double for the f64 forward and the float64 inverse,
  * and in float for the float32 inverse once most samples have converged (it
  * runs on just the active samples, which the batch-sized oneDNN kernels
- * cannot) and for the f32 block's convolutions with few output channels
- * (mn_own_conv: W3's forward, W1's backward-data), where it beats them.
+ * cannot) and for the f32 block's thin convolutions (mn_own_conv: the
+ * forward and backward-data passes of W1 and W3; their weight gradients are
+ * in mintnet_wgrad.c), where it beats them.
  *
  * The input is first copied into zero-bordered planes (H+2) x (W+2). In that
  * layout the nine taps of an output row block are nine constant offsets into
@@ -27,6 +28,8 @@
 #include "mintnet_conv_tmpl.h"
 #undef MN_T
 #undef MN_SFX
+
+void mn_pad_f32(const mn_conv3 *s, const float *x, float *pad) { pad_input_f32(s, x, pad, NULL, (int)s->n); }
 
 #define MN_T double
 #define MN_SFX f64
