@@ -41,6 +41,7 @@ static const mg_layer_arg INVERSE[] = {
     ARG("damping", MG_ARG_FLOAT, 0, 0, BIG, NULL, "3.5"),
     ARG("precision", MG_ARG_ENUM, 0, 0, 0, PRECISIONS, "float32"),
     ARG("stop", MG_ARG_ENUM, 0, 0, 0, STOPS, "residual"),
+    ARG("adaptive", MG_ARG_BOOL, 0, 0, 0, NULL, NULL),
 };
 static const mg_layer_arg MODEL[] = {
     ARG("input", MG_ARG_INTS, 1, 1, 1 << 20, NULL, NULL),
@@ -258,6 +259,7 @@ mg_status mg_spec_set_inverse(mg_spec *s, const mg_spec_inverse *inv)
     if (!st) st = mg_attrs_set_float(m, "inverse.damping", inv->damping);
     if (!st) st = mg_attrs_set_str(m, "inverse.precision", inv->precision == MG_F64 ? "float64" : "float32");
     if (!st) st = mg_attrs_set_str(m, "inverse.stop", mg_spec_stop_name(inv->stop));
+    if (!st && inv->adaptive >= 0) st = mg_attrs_set_int(m, "inverse.adaptive", inv->adaptive != 0);
     if (!st) s->model.inverse = *inv;
     return st;
 }
@@ -267,11 +269,11 @@ static mg_status model_attrs(spec_loader *ld, const mg_attrs *a, int logit)
 {
     static const char *const keys[] = {"inverse.tolerance", "inverse.max_iterations",
                                        "inverse.damping", "inverse.precision", "inverse.stop",
-                                       "input"};
+                                       "inverse.adaptive", "input"};
     mg_attrs *m = mg_attrs_new();
     if (!m) return nomem(ld);
     ld->spec->priv->model_attrs = m;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); i++) {
         const mg_attr *src = NULL;
         for (int k = 0; k < a->n; k++)
             if (!strcmp(a->v[k].key, keys[i])) src = &a->v[k];
@@ -302,6 +304,10 @@ static mg_status check_model(spec_loader *ld, const mg_attrs *a, const yaml_node
     if (!(m->inverse.damping > 0.5))
         return fail_key(ld, MG_ERR_PARSE, "model.inverse.damping", sec,
                         "'damping' must be above 0.5 (the iteration converges for 1/damping in (0, 2))");
+    if (m->inverse.adaptive == 1 && m->inverse.stop == MG_SPEC_STOP_FIXED)
+        return fail_key(ld, MG_ERR_PARSE, "model.inverse.adaptive", sec,
+                        "'adaptive: true' needs 'stop: residual' ('stop: fixed' runs the published iteration "
+                        "with the fixed damping)");
     return MG_OK;
 }
 
@@ -323,6 +329,7 @@ static mg_status load_model(spec_loader *ld, const yaml_node_t *sec, const yaml_
         m->inverse.damping = mg_attrs_float(a, "inverse.damping", 3.5);
         m->inverse.precision = strcmp(mg_attrs_str(a, "inverse.precision", "float32"), "float64") ? MG_F32 : MG_F64;
         m->inverse.stop = choice_index(STOPS, mg_attrs_str(a, "inverse.stop", "residual")) + 1;
+        m->inverse.adaptive = mg_attrs_has(a, "inverse.adaptive") ? (int)mg_attrs_int(a, "inverse.adaptive", 0) : -1;
         st = check_model(ld, a, sec);
     }
     if (!st) st = model_attrs(ld, a, m->logit);

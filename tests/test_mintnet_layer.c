@@ -229,10 +229,12 @@ Test(mintnet_layer, inverse_settings)
     lb_init(&l, ctx, ps, &rng, 0, "A", 2, 1, 4, 4);
     mg_attrs_set_str(l.args, "inverse.precision", "float64");
     mg_attrs_set_int(l.args, "inverse.max_iterations", 50);
+    mg_attrs_set_int(l.args, "inverse.adaptive", 0);
     mg_attrs *model = mg_attrs_new();
     mg_attrs_set_float(model, "inverse.tolerance", 1e-7);
     mg_attrs_set_int(model, "inverse.max_iterations", 300);
     mg_attrs_set_str(model, "inverse.stop", "fixed");
+    mg_attrs_set_int(model, "inverse.adaptive", 1);
     l.b.model = model;
     cr_assert_eq(block_def(ctx)->init_params(&l.b), MG_OK);
     mg_graph *g;
@@ -248,6 +250,7 @@ Test(mintnet_layer, inverse_settings)
     cr_expect_eq(mg_attrs_int(a, "max_iterations", 0), 50);
     cr_expect_float_eq(mg_attrs_float(a, "tolerance", 0), 1e-7, 1e-20);
     cr_expect_str_eq(mg_attrs_str(a, "stop", ""), "fixed");
+    cr_expect_eq(mg_attrs_int(a, "adaptive", -1), 0, "the layer's adaptive: false wins");
     cr_expect(!mg_attrs_has(a, "damping"), "damping should stay at the op default");
     const mg_tensor *dd = mg_graph_value_desc(g, diag);
     cr_expect(dd->dtype == MG_F64 && dd->rank == 2 && dd->shape[0] == 2 && dd->shape[1] == 3);

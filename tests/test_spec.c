@@ -149,6 +149,8 @@ Test(spec, fashion_example_sections)
     cr_expect_float_eq(m->inverse.damping, 3.5, 1e-15);
     cr_expect_eq(m->inverse.precision, MG_F32);
     cr_expect_eq(m->inverse.stop, MG_SPEC_STOP_RESIDUAL);
+    cr_expect_eq(m->inverse.adaptive, -1, "not given: the op's default");
+    cr_expect(!mg_attrs_has(m->attrs, "inverse.adaptive"));
     cr_expect_float_eq(mg_attrs_float(m->attrs, "inverse.damping", 0), 3.5, 1e-15);
     cr_expect_str_eq(mg_attrs_str(m->attrs, "inverse.precision", "?"), "float32");
     cr_expect_float_eq(mg_attrs_float(m->attrs, "logit.lambda", 0), 1e-6, 1e-20);
@@ -264,7 +266,7 @@ Test(spec, all_sections_explicit)
         "model:\n"
         "  input: [1, 4, 4]\n"
         "  preprocess: {dequantize: center, logit: {}}\n"
-        "  inverse: {tolerance: 1e-9, max_iterations: 100, damping: 1.1, precision: float64, stop: fixed}\n"
+        "  inverse: {tolerance: 1e-9, max_iterations: 100, damping: 1.1, precision: float64, stop: fixed, adaptive: false}\n"
         "data: {dataset: generated, train_size: 10, test_size: 5}\n"
         "train:\n"
         "  optimizer: {name: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 1e-4}\n"
@@ -282,6 +284,8 @@ Test(spec, all_sections_explicit)
     cr_expect_eq(s->model.inverse.stop, MG_SPEC_STOP_FIXED);
     cr_expect_str_eq(mg_attrs_str(s->model.attrs, "inverse.stop", "?"), "fixed");
     cr_expect_eq(mg_attrs_int(s->model.attrs, "inverse.max_iterations", 0), 100);
+    cr_expect_eq(s->model.inverse.adaptive, 0);
+    cr_expect_eq(mg_attrs_int(s->model.attrs, "inverse.adaptive", -1), 0);
     cr_expect_eq(s->data.train_size, 10);
     cr_expect_eq(s->train.optimizer.kind, MG_SPEC_OPTIM_SGD);
     cr_expect_str_eq(s->train.optimizer.name, "sgd");
@@ -580,6 +584,8 @@ Test(spec_errors, inline_cases)
     expect_str_error("model: {layers: []}\n" DATA, MG_ERR_PARSE, 1, 8, "missing required key 'input' in section 'model'");
     expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {damping: 0.4}\n" DATA, MG_ERR_PARSE, 3, 22,
                      "'damping' must be above 0.5");
+    expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {stop: fixed, adaptive: true}\n" DATA, MG_ERR_PARSE, 3, 36,
+                     "'adaptive: true' needs 'stop: residual'");
     expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {precision: float16}\n" DATA, MG_ERR_PARSE, 3, 24,
                      "'precision': unknown value 'float16'; did you mean 'float32'?");
     expect_str_error("model:\n  input: [1, 8, 8]\n  preprocess: {logit: {lambda: 0.5}}\n" DATA, MG_ERR_PARSE, 3, 32,

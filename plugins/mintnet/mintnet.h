@@ -87,9 +87,12 @@ mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask);
  *             (mn_diag_parts(d) doubles in all).
  *   mn_tau:   tau[c, p] = max(|t|, 1e-12).
  *   mn_inv_start: x = z / tau (all samples).
- *   mn_inv_resid: res[n] = max |z - y| (NaN propagates) for the samples in
- *             act (act required); part is scratch of N*C doubles.
- *   mn_inv_step: x += (z - y) / (beta D) for the samples in act. */
+ *   mn_inv_resid: res[n] = max |z - y| (NaN propagates) and, when ss is
+ *             not NULL, ss[n] = sum (z - y)^2 for the samples in act (act
+ *             required); part is scratch of 2*N*C doubles.
+ *   mn_inv_step: x += (z - y) / (beta D) for the samples in act.
+ *   mn_inv_accept: step = (z - y) / D, xprev = x for the samples in act.
+ *   mn_inv_trial: x = xprev + step / beta[n] for the samples n in act. */
 #define MN_TILE_MAX 256
 int64_t mn_diag_tile(const mn_dims *d);
 static inline int64_t mn_diag_parts(const mn_dims *d)
@@ -104,9 +107,13 @@ static inline int64_t mn_diag_parts(const mn_dims *d)
     void mn_tau_##S(const float *t, T *tau, int64_t n);                                                \
     void mn_inv_start_##S(const mn_dims *d, const T *z, const T *tau, T *x);                          \
     void mn_inv_resid_##S(const mn_dims *d, const T *z, const T *y, double *part, double *res,        \
-                          const int *act, int nact);                                                  \
+                          double *ss, const int *act, int nact);                                      \
     void mn_inv_step_##S(const mn_dims *d, const T *z, const T *y, const T *D, T beta, T *x,           \
-                         const int *act, int nact);
+                         const int *act, int nact);                                                   \
+    void mn_inv_accept_##S(const mn_dims *d, const T *z, const T *y, const T *D, T *step, T *xprev,    \
+                           const T *x, const int *act, int nact);                                     \
+    void mn_inv_trial_##S(const mn_dims *d, const T *step, const T *xprev, const double *beta, T *x,   \
+                          const int *act, int nact);
 MN_ELEM_DECL(float, f32)
 MN_ELEM_DECL(double, f64)
 #undef MN_ELEM_DECL

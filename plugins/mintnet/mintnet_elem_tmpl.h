@@ -116,32 +116,36 @@ void MN_FN(mn_inv_start)(const mn_dims *d, const MN_T *z, const MN_T *tau, MN_T 
         for (int64_t i = 0; i < per; i++) x[n * per + i] = z[n * per + i] / tau[i];
 }
 
-/* res[n] = max |z - y| over sample n, NaN if any difference is NaN; part is
- * scratch of [N * C]. */
-void MN_FN(mn_inv_resid)(const mn_dims *d, const MN_T *z, const MN_T *y, double *part, double *res,
+/* res[n] = max |z - y| over sample n, NaN if any difference is NaN; when
+ * ss is not NULL, ss[n] = sum of (z - y)^2; part is scratch of [2 N C]. */
+void MN_FN(mn_inv_resid)(const mn_dims *d, const MN_T *z, const MN_T *y, double *part, double *res, double *ss,
                          const int *act, int nact)
 {
-    const int64_t per = d->c * d->hw;
+    const int64_t per = d->c * d->hw, nc = d->n * d->c;
 #pragma omp parallel for schedule(static)
     for (int64_t u = 0; u < nact * d->c; u++) {
         int64_t n = act[u / d->c], off = n * per + (u % d->c) * d->hw;
-        double m = 0;
+        double m = 0, q = 0;
         for (int64_t p = 0; p < d->hw; p++) {
             double r = MN_FABS(z[off + p] - y[off + p]);
+            q += r * r;
             if (r > m || r != r) m = r;
             if (m != m) break;
         }
         part[n * d->c + u % d->c] = m;
+        part[nc + n * d->c + u % d->c] = q;
     }
     for (int k = 0; k < nact; k++) {
         int64_t n = act[k];
-        double m = 0;
+        double m = 0, q = 0;
         for (int64_t c = 0; c < d->c; c++) {
             double r = part[n * d->c + c];
+            q += part[nc + n * d->c + c];
             if (r > m || r != r) m = r;
             if (m != m) break;
         }
         res[n] = m;
+        if (ss) ss[n] = m != m ? m : q;
     }
 }
 
@@ -155,6 +159,37 @@ void MN_FN(mn_inv_step)(const mn_dims *d, const MN_T *z, const MN_T *y, const MN
         int64_t off = act[u / d->c] * per + (u % d->c) * d->hw;
 #pragma omp simd
         for (int64_t p = 0; p < d->hw; p++) x[off + p] += (z[off + p] - y[off + p]) / (beta * D[off + p]);
+    }
+}
+
+/* Adaptive damping (mintnet_inverse.c): for the samples in act,
+ * step = (z - y) / D and xprev = x (the accepted point). */
+void MN_FN(mn_inv_accept)(const mn_dims *d, const MN_T *z, const MN_T *y, const MN_T *D, MN_T *step, MN_T *xprev,
+                          const MN_T *x, const int *act, int nact)
+{
+    const int64_t per = d->c * d->hw;
+#pragma omp parallel for schedule(static)
+    for (int64_t u = 0; u < nact * d->c; u++) {
+        int64_t off = act[u / d->c] * per + (u % d->c) * d->hw;
+#pragma omp simd
+        for (int64_t p = 0; p < d->hw; p++) {
+            step[off + p] = (z[off + p] - y[off + p]) / D[off + p];
+            xprev[off + p] = x[off + p];
+        }
+    }
+}
+
+/* x = xprev + step / beta[n] for the samples n in act. */
+void MN_FN(mn_inv_trial)(const mn_dims *d, const MN_T *step, const MN_T *xprev, const double *beta, MN_T *x,
+                         const int *act, int nact)
+{
+    const int64_t per = d->c * d->hw;
+#pragma omp parallel for schedule(static)
+    for (int64_t u = 0; u < nact * d->c; u++) {
+        int64_t n = act[u / d->c], off = n * per + (u % d->c) * d->hw;
+        const MN_T ib = (MN_T)(1.0 / beta[n]);
+#pragma omp simd
+        for (int64_t p = 0; p < d->hw; p++) x[off + p] = xprev[off + p] + step[off + p] * ib;
     }
 }
 

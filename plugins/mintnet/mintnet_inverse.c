@@ -9,6 +9,8 @@
  *   precision "float32" | "float64" (the arithmetic of the whole iteration),
  *   stop "residual" (stop a sample once max |z - f(x)| <= tolerance) |
  *        "fixed" (the published behaviour: exactly max_iterations steps),
+ *   adaptive (default 1 with stop "residual", must be 0 with "fixed"):
+ *        per-sample damping that starts at `damping` and adapts (below),
  *   direct_samples (float32 only): once at most this many samples are still
  *        iterating, evaluate f on the plugin's own convolution, which skips
  *        the converged samples, instead of the batch-sized kernels (default
@@ -29,8 +31,38 @@
 typedef struct inv_cfg {
     double beta, tol;
     int64_t maxit, direct;
-    int f64, fixed;
+    int f64, fixed, adaptive;
 } inv_cfg;
+
+/* Adaptive damping (the default with stop = "residual"), per sample:
+ * beta starts at `damping`. Steps are judged by the sum of squared residuals
+ * q = |z - f(x)|^2: the max-norm residual can stay flat for tens of
+ * iterations while the converged part of the image grows pixel by pixel
+ * (the Jacobian is triangular), q does not. A step with q above ADAPT_GROWTH
+ * times the best q so far, or non-finite, is taken back and retried from the
+ * last accepted point with beta doubled. An accepted step that lowers the
+ * best q by the factor ADAPT_PROGRESS halves beta (not below
+ * ADAPT_BETA_MIN); ADAPT_STALL accepted steps in a row without such progress
+ * (a cycle, a plateau, or the floor of the precision) double it. A sample
+ * whose beta passes ADAPT_BETA_MAX has stalled and stops, not converged, at
+ * its last accepted point. Measured on a small model trained 2000 steps
+ * (docs/mintnet.md): 64 samples, all converged in float32 and float64 with
+ * at most 123 evaluations per block, against 18 not converged after 200
+ * with the fixed beta = 3.5. */
+#define ADAPT_GROWTH 4.0
+#define ADAPT_PROGRESS 0.9
+#define ADAPT_STALL 4
+#define ADAPT_BETA_MIN 1.0
+#define ADAPT_BETA_MAX 4096.0
+
+/* Per-sample state of adaptive damping. */
+typedef struct inv_adapt {
+    void *xprev, *step; /* the last accepted x and its step (z - f(x)) / D(x) */
+    int *acc;           /* samples whose step was accepted this round */
+    int *since;         /* accepted steps since the last new best q */
+    double *q, *beta;   /* sum of squared residuals; damping */
+    double *qbest, *racc; /* best q; max residual at the last accepted point */
+} inv_adapt;
 
 typedef struct inv_state {
     mn_dims d;
@@ -40,8 +72,9 @@ typedef struct inv_state {
     mn_eval32 ev;      /* precision float32 */
     mn_eval64 ev64;    /* precision float64 */
     void *z, *x, *y, *D; /* [N, C, HW] in the working precision */
-    int *act;
-    double *res, *part;
+    int *act;            /* active samples */
+    double *res, *part;  /* per-sample max |z - f(x)|, scratch */
+    inv_adapt ad;        /* adaptive damping */
 } inv_state;
 
 /* ---- attributes ---------------------------------------------------------------------- */
@@ -56,6 +89,10 @@ static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
     c->direct = mg_attrs_int(a, "direct_samples", mg_node_input(nd, MN_IN_X)->shape[0] / 2);
     c->f64 = strcmp(prec, "float64") == 0;
     c->fixed = strcmp(stop, "fixed") == 0;
+    c->adaptive = (int)mg_attrs_int(a, "adaptive", !c->fixed);
+    if (c->adaptive && c->fixed)
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute adaptive = true needs stop = \"residual\" "
+                            "(stop = \"fixed\" runs the published iteration with the fixed damping)");
     if (!c->f64 && strcmp(prec, "float32") != 0)
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute precision = \"%s\"; use \"float32\" or \"float64\"", prec);
     if (!c->fixed && strcmp(stop, "residual") != 0)
@@ -99,6 +136,14 @@ static void inv_release(mg_node *nd)
     mg_free_aligned(st->x);
     mg_free_aligned(st->y);
     mg_free_aligned(st->D);
+    mg_free_aligned(st->ad.xprev);
+    mg_free_aligned(st->ad.step);
+    mg_free(st->ad.acc);
+    mg_free(st->ad.since);
+    mg_free(st->ad.q);
+    mg_free(st->ad.beta);
+    mg_free(st->ad.qbest);
+    mg_free(st->ad.racc);
     mg_free(st->act);
     mg_free(st->res);
     mg_free(st->part);
@@ -122,9 +167,22 @@ static mg_status inv_alloc(mg_node *nd, inv_state *st)
     st->D = mg_malloc_aligned(bytes);
     st->act = mg_malloc((size_t)d->n * sizeof(int));
     st->res = mg_malloc((size_t)d->n * sizeof(double));
-    st->part = mg_malloc((size_t)(d->n * d->c) * sizeof(double));
-    if (s != MG_OK || !st->z || !st->x || !st->y || !st->D || !st->act || !st->res || !st->part)
-        return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory for the inverse's buffers");
+    st->part = mg_malloc((size_t)(2 * d->n * d->c) * sizeof(double));
+    int ok = st->z && st->x && st->y && st->D && st->act && st->res && st->part;
+    if (st->cfg.adaptive) {
+        inv_adapt *ad = &st->ad;
+        const size_t nb = (size_t)d->n * sizeof(double);
+        ad->xprev = mg_malloc_aligned(bytes);
+        ad->step = mg_malloc_aligned(bytes);
+        ad->acc = mg_malloc((size_t)d->n * sizeof(int));
+        ad->since = mg_malloc((size_t)d->n * sizeof(int));
+        ad->q = mg_malloc(nb);
+        ad->beta = mg_malloc(nb);
+        ad->qbest = mg_malloc(nb);
+        ad->racc = mg_malloc(nb);
+        ok = ok && ad->xprev && ad->step && ad->acc && ad->since && ad->q && ad->beta && ad->qbest && ad->racc;
+    }
+    if (s != MG_OK || !ok) return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory for the inverse's buffers");
     return MG_OK;
 }
 
@@ -162,9 +220,9 @@ static mg_status inv_eval(mg_node *nd, inv_state *st, int nact)
 static void inv_resid(inv_state *st, int nact)
 {
     if (st->cfg.f64)
-        mn_inv_resid_f64(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
+        mn_inv_resid_f64(&st->d, st->z, st->y, st->part, st->res, st->ad.q, st->act, nact);
     else
-        mn_inv_resid_f32(&st->d, st->z, st->y, st->part, st->res, st->act, nact);
+        mn_inv_resid_f32(&st->d, st->z, st->y, st->part, st->res, st->ad.q, st->act, nact);
 }
 
 static void inv_step(inv_state *st, int nact)
@@ -195,6 +253,90 @@ static int inv_retire(inv_state *st, int64_t k, int nact, double *diag)
     return keep;
 }
 
+/* Sample n's slice of a working-precision buffer. */
+static void *inv_slice(const inv_state *st, void *buf, int64_t n)
+{
+    const int64_t per = st->d.c * st->d.hw;
+    return (char *)buf + (size_t)(n * per) * (st->cfg.f64 ? sizeof(double) : sizeof(float));
+}
+
+/* Stops sample n after evaluation k with max residual r. A sample that
+ * ends without converging on a step that was not accepted goes back to its
+ * last accepted point. */
+static void adapt_stop(inv_state *st, int64_t n, int64_t k, double r, int ok, int accepted, double *diag)
+{
+    if (!ok && !accepted) {
+        memcpy(inv_slice(st, st->x, n), inv_slice(st, st->ad.xprev, n),
+               (size_t)(st->d.c * st->d.hw) * (st->cfg.f64 ? sizeof(double) : sizeof(float)));
+        r = st->ad.racc[n];
+    }
+    diag[n * 3 + 0] = (double)k;
+    diag[n * 3 + 1] = r;
+    diag[n * 3 + 2] = ok;
+}
+
+/* Judges evaluation k of an active sample n of the adaptive iteration:
+ * returns 1 to go on (beta updated; n joins acc when its step was
+ * accepted), 0 when it stopped. */
+static int adapt_judge(inv_state *st, int64_t n, int64_t k, double *diag, int *nacc)
+{
+    inv_adapt *ad = &st->ad;
+    const double r = st->res[n], q = ad->q[n];
+    if (r <= st->cfg.tol) {
+        adapt_stop(st, n, k, r, 1, 1, diag);
+        return 0;
+    }
+    if (k == 0) { /* the starting point z / tau */
+        if (!isfinite(q)) {
+            adapt_stop(st, n, k, r, 0, 1, diag);
+            return 0;
+        }
+        ad->beta[n] = st->cfg.beta;
+        ad->qbest[n] = q;
+        ad->since[n] = 0;
+    } else if (!(q <= ADAPT_GROWTH * ad->qbest[n])) { /* worse, or not finite: take it back */
+        if (k == st->cfg.maxit || ad->beta[n] * 2 > ADAPT_BETA_MAX) {
+            adapt_stop(st, n, k, r, 0, 0, diag);
+            return 0;
+        }
+        ad->beta[n] *= 2;
+        return 1;
+    } else if (q < ADAPT_PROGRESS * ad->qbest[n]) { /* a new best */
+        ad->qbest[n] = q;
+        ad->since[n] = 0;
+        ad->beta[n] = ad->beta[n] / 2 > ADAPT_BETA_MIN ? ad->beta[n] / 2 : ADAPT_BETA_MIN;
+    } else if (++ad->since[n] >= ADAPT_STALL) { /* a cycle, or the precision's floor */
+        ad->beta[n] *= 2;
+        ad->since[n] = 0;
+    }
+    if (k == st->cfg.maxit || ad->beta[n] > ADAPT_BETA_MAX) {
+        adapt_stop(st, n, k, r, 0, 1, diag);
+        return 0;
+    }
+    ad->racc[n] = r;
+    st->ad.acc[(*nacc)++] = (int)n;
+    return 1;
+}
+
+/* After evaluation k: judges every active sample, takes the accepted ones
+ * as the new base points, then x = xprev + step / beta. Returns the number
+ * of samples left. */
+static int adapt_round(inv_state *st, int64_t k, int nact, double *diag)
+{
+    inv_adapt *ad = &st->ad;
+    int keep = 0, nacc = 0;
+    for (int j = 0; j < nact; j++)
+        if (adapt_judge(st, st->act[j], k, diag, &nacc)) st->act[keep++] = st->act[j];
+    if (st->cfg.f64) {
+        mn_inv_accept_f64(&st->d, st->z, st->y, st->D, ad->step, ad->xprev, st->x, ad->acc, nacc);
+        mn_inv_trial_f64(&st->d, ad->step, ad->xprev, ad->beta, st->x, st->act, keep);
+    } else {
+        mn_inv_accept_f32(&st->d, st->z, st->y, st->D, ad->step, ad->xprev, st->x, ad->acc, nacc);
+        mn_inv_trial_f32(&st->d, ad->step, ad->xprev, ad->beta, st->x, st->act, keep);
+    }
+    return keep;
+}
+
 static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
 {
     int nact = (int)st->d.n;
@@ -203,6 +345,10 @@ static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
         mg_status s = inv_eval(nd, st, nact);
         if (s != MG_OK) return s;
         inv_resid(st, nact);
+        if (st->cfg.adaptive) {
+            nact = adapt_round(st, k, nact, diag);
+            continue;
+        }
         nact = inv_retire(st, k, nact, diag);
         if (nact) inv_step(st, nact);
     }
@@ -224,10 +370,11 @@ static void inv_report(mg_node *nd, const inv_state *st, const double *diag)
     if (bad)
         mg_ctx_log(ctx, MG_LOG_WARN,
                    "node '%s' (mintnet.block_inverse): %" PRId64 " of %" PRId64 " samples did not converge "
-                   "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, damping %g, %s); worst: "
+                   "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, %s damping %g, %s); worst: "
                    "sample %" PRId64 " with residual %g; see the diag output",
-                   mg_node_name(nd), bad, st->d.n, st->cfg.tol, st->cfg.maxit, st->cfg.beta,
-                   st->cfg.f64 ? "float64" : "float32", worst, diag[worst * 3 + 1]);
+                   mg_node_name(nd), bad, st->d.n, st->cfg.tol, st->cfg.maxit,
+                   st->cfg.adaptive ? "adaptive" : "fixed", st->cfg.beta, st->cfg.f64 ? "float64" : "float32", worst,
+                   diag[worst * 3 + 1]);
     else
         mg_ctx_log(ctx, MG_LOG_DEBUG, "node '%s': all %" PRId64 " samples converged, at most %g iterations",
                    mg_node_name(nd), st->d.n, diag[most * 3]);
@@ -261,7 +408,7 @@ static mg_status inv_forward(mg_node *nd)
 }
 
 static const char *const inv_attrs[] = {"mask", "latent", "damping", "tolerance", "max_iterations",
-                                        "precision", "stop", "direct_samples", NULL};
+                                        "precision", "stop", "direct_samples", "adaptive", NULL};
 
 const mg_op_def mn_block_inverse_def = {
     .struct_size = sizeof(mg_op_def),

@@ -36,6 +36,9 @@ static const mg_layer_arg inverse_fields[] = {
      .doc = "arithmetic of the iteration: float32 (default) or float64"},
     {.name = "stop", .type = MG_ARG_ENUM, .choices = stop_choices,
      .doc = "residual (default): stop on the tolerance; fixed: exactly max_iterations steps"},
+    {.name = "adaptive", .type = MG_ARG_BOOL,
+     .doc = "per-sample adaptive damping starting at `damping` (default true with stop: residual; "
+            "false gives the fixed damping of the published iteration)"},
 };
 
 static const mg_layer_arg block_args[] = {
@@ -218,7 +221,7 @@ static mg_status layer_inverse_setting(const mg_layer_build *b, mg_attrs *a, con
 
 static mg_status layer_inverse(mg_layer_build *b, mg_value y, mg_value *x, mg_value *diag)
 {
-    static const char *const keys[] = {"tolerance", "max_iterations", "damping", "precision", "stop"};
+    static const char *const keys[] = {"tolerance", "max_iterations", "damping", "precision", "stop", "adaptive"};
     mg_value in[MN_NUM_IN] = {y};
     *x = *diag = MG_VALUE_NONE;
     mg_status s = layer_param_values(b, in);

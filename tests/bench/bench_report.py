@@ -314,7 +314,7 @@ def main():
            "evaluation, %d for scaling." % (nr, ns), ""]
     md += time_rows(a.work, models, summary) + mem_rows(a.work, summary)
     md += ["", "Sampling: mintgrad inverts to the spec's residual tolerance (1e-5, at most 200 iterations per block, "
-           "damping 3.5, float32); the peer runs the published fixed 100 iterations per block. ‡ the peer's runs "
+           "adaptive damping from 3.5, float32); the peer runs the published fixed 100 iterations per block. ‡ the peer's runs "
            "time 20 of the 100 iterations per block, scaled ×5, plus one full run (which gives its errors). † the "
            "peer's time is 10 of its 100 iterations per block, timed once and scaled ×10 (its full inverse takes "
            "minutes); its errors are then not measured. Iterations cost the same whatever their number: the "
