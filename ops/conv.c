@@ -33,9 +33,14 @@ static int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad, 
     return (in + 2 * pad - span) / stride + 1;
 }
 
+int64_t mg_conv2d_act_floats(int layout, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    return n * (layout == MG_CONV_LAYOUT_NCHW16C ? (c + 15) / 16 * 16 : c) * h * w;
+}
+
 static int conv_shape_sane(const mg_conv2d_shape *s)
 {
-    int ok = s->n > 0 && s->c > 0 && s->h > 0 && s->w > 0 && s->oc > 0 && s->kh > 0 && s->kw > 0;
+    int ok = s->layout >= MG_CONV_LAYOUT_NCHW && s->layout <= MG_CONV_LAYOUT_NCHW16C && s->n > 0 && s->c > 0 && s->h > 0 && s->w > 0 && s->oc > 0 && s->kh > 0 && s->kw > 0;
     for (int i = 0; i < 2; i++) ok = ok && s->stride[i] > 0 && s->pad[i] >= 0 && s->dilation[i] > 0;
     return ok;
 }
@@ -56,7 +61,8 @@ static mg_status conv_kernel_check(mg_ctx *ctx, const mg_conv2d_shape *s, int64_
 {
     mg_status st = mg_conv2d_out_hw(s, oh, ow);
     if (st == MG_ERR_ARG)
-        return mg_ctx_fail(ctx, st, "conv2d kernel: sizes must be >= 1, stride and dilation >= 1, padding >= 0");
+        return mg_ctx_fail(ctx, st, "conv2d kernel: sizes must be >= 1, stride and dilation >= 1, padding >= 0, "
+                           "layout MG_CONV_LAYOUT_NCHW or _NCHW16C");
     if (st != MG_OK)
         return mg_ctx_fail(ctx, st,
                            "conv2d kernel: %" PRId64 "x%" PRId64 " kernel (dilation %" PRId64 ",%" PRId64
@@ -119,13 +125,26 @@ mg_status mg_conv2d_kernel_backward_data(mg_conv2d_kernel *k, const float *dy, c
     return mg_dnnl_conv_backward_data(k->dnnl, dy, w, dx);
 }
 
-/* db[o] = sum over n, i, j of dy[n, o, i, j]; dy is (n, oc, oh, ow). Used
- * when no backward-weights pass runs (its primitive sums db itself). */
+/* db[o] = sum over n, i, j of dy[n, o, i, j]; dy is (n, oc, oh, ow), or
+ * blocked (n, oc/16, oh, ow, 16) with padding lanes dropped. Used when no
+ * backward-weights pass runs (its primitive sums db itself). */
 static void conv_bias_grad(const mg_conv2d_kernel *k, const float *dy, float *db)
 {
-    const int64_t shape[3] = {k->s.n, k->s.oc, k->oh * k->ow};
-    const int red[3] = {1, 0, 1};
-    mg_elem_reduce_sum(MG_F32, dy, db, 3, shape, red, 1.0);
+    if (k->s.layout == MG_CONV_LAYOUT_NCHW) {
+        const int64_t shape[3] = {k->s.n, k->s.oc, k->oh * k->ow};
+        const int red[3] = {1, 0, 1};
+        mg_elem_reduce_sum(MG_F32, dy, db, 3, shape, red, 1.0);
+        return;
+    }
+    const int64_t cb = (k->s.oc + 15) / 16, hw = k->oh * k->ow;
+    for (int64_t o = 0; o < k->s.oc; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < k->s.n; n++) {
+            const float *p = dy + ((n * cb + o / 16) * hw) * 16 + o % 16;
+            for (int64_t i = 0; i < hw; i++) s += p[i * 16];
+        }
+        db[o] = (float)s;
+    }
 }
 
 /* Checks the buffers and passes a backward call needs. */

@@ -395,7 +395,9 @@ enum { DN_FWD, DN_BWD_DATA, DN_BWD_WEIGHTS, DN_NPASS };
 struct mg_dnnl_conv {
     dn_base base;
     dn_pass pass[DN_NPASS];
-    /* descriptors: plain (caller) layouts, and "any" for oneDNN to choose */
+    /* descriptors: the caller's layouts ("plain": NCHW / OIHW, or nChw16c
+     * activations with MG_CONV_LAYOUT_NCHW16C), and "any" for oneDNN to
+     * choose (activations: fixed to nChw16c in that case) */
     dnnl_memory_desc_t x_plain, w_plain, b_plain, y_plain;
     dnnl_memory_desc_t x_any, w_any, y_any;
     dnnl_dims_t strides, dilates, pad;
@@ -420,13 +422,17 @@ static mg_status dn_conv_descs(mg_dnnl_conv *c, const mg_conv2d_shape *s)
     dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, wd = {s->oc, s->c, s->kh, s->kw};
     dnnl_dims_t yd = {s->n, s->oc, oh, ow}, bd = {s->oc};
     mg_ctx *ctx = c->base.ctx;
-    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->x_plain, 4, xd, dnnl_f32, dnnl_nchw));
+    /* the caller's activation layout; blocked activations are given to the
+     * primitive as they are (then no conversion runs around it) */
+    const dnnl_format_tag_t act = s->layout == MG_CONV_LAYOUT_NCHW16C ? dnnl_nChw16c : dnnl_nchw;
+    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->x_plain, 4, xd, dnnl_f32, act));
     DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->w_plain, 4, wd, dnnl_f32, dnnl_oihw));
-    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->y_plain, 4, yd, dnnl_f32, dnnl_nchw));
+    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->y_plain, 4, yd, dnnl_f32, act));
     DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->b_plain, 1, bd, dnnl_f32, dnnl_x));
-    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->x_any, 4, xd, dnnl_f32, dnnl_format_tag_any));
+    const dnnl_format_tag_t any_act = s->layout == MG_CONV_LAYOUT_NCHW16C ? dnnl_nChw16c : dnnl_format_tag_any;
+    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->x_any, 4, xd, dnnl_f32, any_act));
     DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->w_any, 4, wd, dnnl_f32, dnnl_format_tag_any));
-    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->y_any, 4, yd, dnnl_f32, dnnl_format_tag_any));
+    DN_TRY(ctx, dnnl_memory_desc_init_by_tag(&c->y_any, 4, yd, dnnl_f32, any_act));
     for (int i = 0; i < 2; i++) {
         c->strides[i] = s->stride[i];
         c->dilates[i] = s->dilation[i] - 1; /* oneDNN: 0 is dense */

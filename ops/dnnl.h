@@ -20,9 +20,10 @@
 #include <mintgrad/mintgrad.h>
 
 /* ---- convolution ------------------------------------------------------------
- * The passes of one convolution shape (MG_CONV_* bits); buffers are plain
- * NCHW / OIHW f32 and contiguous. The shape must already be validated
- * (mg_conv2d_out_hw). */
+ * The passes of one convolution shape (MG_CONV_* bits); buffers are
+ * contiguous f32: weights OIHW, activations NCHW or, with s->layout
+ * MG_CONV_LAYOUT_NCHW16C, nChw16c (then oneDNN works on them directly). The
+ * shape must already be validated (mg_conv2d_out_hw). */
 typedef struct mg_dnnl_conv mg_dnnl_conv;
 
 mg_status mg_dnnl_conv_new(mg_ctx *ctx, const mg_conv2d_shape *s, unsigned passes,

@@ -224,6 +224,98 @@ Test(conv, kernel_matches_reference)
     mg_ctx_free(ctx);
 }
 
+/* ---- the blocked activation layout (MG_CONV_LAYOUT_NCHW16C) ------------------------ */
+
+/* [n, c, hw] plain -> [n, ceil(c/16), hw, 16] (padding lanes: pad). */
+static float *to_blocked(const float *x, int64_t n, int64_t c, int64_t hw, float pad)
+{
+    const int64_t cb = (c + 15) / 16;
+    float *b = malloc((size_t)(mg_conv2d_act_floats(MG_CONV_LAYOUT_NCHW16C, n, c, 1, hw)) * sizeof(float));
+    cr_assert_not_null(b);
+    for (int64_t i = 0; i < n * cb * hw * 16; i++) b[i] = pad;
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t p = 0; p < hw; p++) b[((s * cb + k / 16) * hw + p) * 16 + k % 16] = x[(s * c + k) * hw + p];
+    return b;
+}
+
+/* The plain value of blocked channel k of sample s at pixel p. */
+static float blocked_at(const float *b, int64_t c, int64_t hw, int64_t s, int64_t k, int64_t p)
+{
+    return b[((s * ((c + 15) / 16) + k / 16) * hw + p) * 16 + k % 16];
+}
+
+static double blocked_err(const float *b, const double *want, int64_t n, int64_t c, int64_t hw)
+{
+    double m = 0;
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t p = 0; p < hw; p++) {
+                double w = want[(s * c + k) * hw + p], e = fabs(blocked_at(b, c, hw, s, k, p) - w) / (1 + fabs(w));
+                if (!(e <= m)) m = e;
+            }
+    return m;
+}
+
+/* Every pass on nChw16c activations, channel counts that are and are not
+ * multiples of 16, against the double references. Padding lanes of the
+ * inputs hold zeros; the outputs' are ignored. */
+Test(conv, kernel_blocked_layout)
+{
+    static const conv_case bc[] = {
+        {2, 45, 6, 5, 45, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1},
+        {2, 16, 4, 4, 33, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1},
+        {1, 5, 7, 7, 20, 3, 3, {2, 2}, {1, 1}, {1, 1}, 0},
+    };
+    mg_ctx *ctx = tu_ctx();
+    for (int ci = 0; ci < 3; ci++) {
+        const conv_case *k = &bc[ci];
+        conv_data d = make_data(k, 700 + 10 * (uint64_t)ci);
+        mg_conv2d_shape s = case_shape(k);
+        s.layout = MG_CONV_LAYOUT_NCHW16C;
+        mg_conv2d_kernel *ker = NULL;
+        cr_assert_eq(mg_conv2d_kernel_new(ctx, &s, MG_CONV_FWD | MG_CONV_BWD_DATA | MG_CONV_BWD_WEIGHTS, &ker),
+                     MG_OK, "case %d: %s", ci, mg_ctx_error(ctx));
+        const int64_t hw = k->h * k->w, ohw = d.g.oh * d.g.ow, nw = mg_tensor_numel(d.w);
+        float *xb = to_blocked(mg_f32(d.x), k->n, k->c, hw, 0), *dyb = to_blocked(mg_f32(d.dy), k->n, k->oc, ohw, 0);
+        float *yb = malloc((size_t)mg_conv2d_act_floats(s.layout, k->n, k->oc, d.g.oh, d.g.ow) * sizeof(float));
+        float *dxb = malloc((size_t)mg_conv2d_act_floats(s.layout, k->n, k->c, k->h, k->w) * sizeof(float));
+        float *dw = malloc((size_t)(nw + k->oc) * sizeof(float));
+        double *ref = calloc((size_t)(k->n * (k->oc * ohw + k->c * hw) + nw + k->oc), sizeof(double));
+        const float *b = d.b ? mg_f32(d.b) : NULL;
+
+        cr_assert_eq(mg_conv2d_kernel_forward(ker, xb, mg_f32(d.w), b, yb), MG_OK, "%s", mg_ctx_error(ctx));
+        ref_forward(&d.g, mg_f32(d.x), mg_f32(d.w), b, ref);
+        double e = blocked_err(yb, ref, k->n, k->oc, ohw);
+        cr_expect_leq(e, 1e-5 * (double)(k->c * 9 + 1), "case %d forward: err %g", ci, e);
+
+        cr_assert_eq(mg_conv2d_kernel_backward(ker, xb, dyb, mg_f32(d.w), dxb, dw, d.b ? dw + nw : NULL), MG_OK);
+        ref_backward_data(&d.g, mg_f32(d.dy), mg_f32(d.w), ref);
+        e = blocked_err(dxb, ref, k->n, k->c, hw);
+        cr_expect_leq(e, 1e-5 * (double)(k->oc * 9 + 1), "case %d backward_data: err %g", ci, e);
+        ref_backward_weights(&d.g, mg_f32(d.x), mg_f32(d.dy), ref, ref + nw);
+        double tol = 1e-5 * (double)(k->n * ohw + 1);
+        cr_expect_leq(max_err(dw, ref, nw), tol, "case %d backward_weights: err %g", ci, max_err(dw, ref, nw));
+        if (d.b) {
+            cr_expect_leq(max_err(dw + nw, ref + nw, k->oc), tol, "case %d bias grad", ci);
+            /* the bias gradient alone (no weights pass) reads the blocked dy too */
+            float *db = malloc((size_t)k->oc * sizeof(float));
+            cr_assert_eq(mg_conv2d_kernel_backward_weights(ker, NULL, dyb, NULL, db), MG_OK);
+            cr_expect_leq(max_err(db, ref + nw, k->oc), tol, "case %d bias grad alone", ci);
+            free(db);
+        }
+        free(xb), free(dyb), free(yb), free(dxb), free(dw), free(ref);
+        mg_conv2d_kernel_free(ker);
+        free_data(&d);
+    }
+    mg_conv2d_shape bad = case_shape(&bc[0]);
+    bad.layout = 7;
+    mg_conv2d_kernel *ker = NULL;
+    cr_expect_eq(mg_conv2d_kernel_new(ctx, &bad, MG_CONV_FWD, &ker), MG_ERR_ARG);
+    cr_expect(strstr(mg_ctx_error(ctx), "layout"), "%s", mg_ctx_error(ctx));
+    mg_ctx_free(ctx);
+}
+
 /* Compares the combined backward of case ci with the references, for x. */
 static void check_combined(mg_ctx *ctx, mg_conv2d_kernel *ker, const conv_data *d, const mg_tensor *x, int ci, const char *what)
 {

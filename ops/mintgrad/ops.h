@@ -70,18 +70,31 @@ mg_value mg_mse(mg_graph *g, mg_value a, mg_value b);
 
 /* ---- convolution kernel --------------------------------------------------------
  * A 2-D convolution (cross-correlation) of fixed shape with its oneDNN
- * primitives, layouts and scratch buffers created once. Buffers passed in and
- * out are plain contiguous NCHW (x, y), OIHW (w) f32. Kernel calls run
- * oneDNN's own OpenMP parallelism: do not call them from inside a parallel
- * region. A kernel is not thread-safe. */
+ * primitives, layouts and scratch buffers created once. Weights are plain
+ * OIHW f32 and biases (oc). Activations (x, y, dx, dy) are plain contiguous
+ * NCHW f32, or, with layout MG_CONV_LAYOUT_NCHW16C, oneDNN's own blocked
+ * layout, so that a caller that keeps its tensors that way between
+ * convolutions saves the conversions the kernel otherwise runs around each
+ * call: [n][ceil(c/16)][h][w][16], channel k of pixel (i, j) of sample n at
+ * ((n * ceil(c/16) + k/16) * h * w + i * w + j) * 16 + k % 16
+ * (mg_conv2d_act_floats gives the size). The lanes past the last channel are
+ * padding: inputs must hold finite values there (zeros), outputs leave
+ * them unspecified. Kernel calls run oneDNN's own OpenMP parallelism: do
+ * not call them from inside a parallel region. A kernel is not thread-safe. */
 typedef struct mg_conv2d_kernel mg_conv2d_kernel;
+
+enum { MG_CONV_LAYOUT_NCHW = 0, MG_CONV_LAYOUT_NCHW16C = 1 };
 
 typedef struct mg_conv2d_shape {
     int64_t n, c, h, w;       /* input  [n, c, h, w] */
     int64_t oc, kh, kw;       /* weights [oc, c, kh, kw] */
     int64_t stride[2], pad[2], dilation[2]; /* dilation 1 = dense */
     int has_bias;
+    int layout;               /* of x, y, dx, dy: MG_CONV_LAYOUT_* (0: NCHW) */
 } mg_conv2d_shape;
+
+/* Floats of an [n, c, h, w] activation in `layout`. */
+int64_t mg_conv2d_act_floats(int layout, int64_t n, int64_t c, int64_t h, int64_t w);
 
 enum {
     MG_CONV_FWD = 1u,

@@ -9,7 +9,7 @@ MN_SOURCES = plugins/mintnet/mintnet.h plugins/mintnet/mintnet_simd.h plugins/mi
 	plugins/mintnet/mintnet_elem_tmpl.h plugins/mintnet/mintnet_conv.c \
 	plugins/mintnet/mintnet_conv_tmpl.h \
 	plugins/mintnet/mintnet_eval64.c plugins/mintnet/mintnet_block.c \
-	plugins/mintnet/mintnet_block_bwd.c plugins/mintnet/mintnet_wgrad.c plugins/mintnet/mintnet_masked_conv.c \
+	plugins/mintnet/mintnet_block_bwd.c plugins/mintnet/mintnet_wgrad.c plugins/mintnet/mintnet_blocked.c plugins/mintnet/mintnet_masked_conv.c \
 	plugins/mintnet/mintnet_inverse.c plugins/mintnet/mintnet_layer.c
 
 noinst_LTLIBRARIES = plugins/mintnet/libmintnet_static.la

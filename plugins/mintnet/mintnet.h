@@ -184,10 +184,23 @@ void mn_eval64_run(mn_eval64 *e, const mn_wts *w, const float *b1, const float *
  * those stay on the public kernel. */
 #define MN_OWN_CONV_BELOW 16
 static inline int mn_own_conv(int64_t c) { return c < MN_OWN_CONV_BELOW; }
+/* A blocked block (thin convolutions on the own kernels and LC >= 16) runs
+ * W2 on nChw16c activations (MG_CONV_LAYOUT_NCHW16C): a1 and h2 (forward),
+ * dh2 and W2's backward-data output stay blocked, and the conversions are
+ * fused into the ELU and gradient-combination passes (mintnet_blocked.c).
+ * At the MNIST model's first stage (LC = 45) this removes four conversions
+ * of 4.5 MB per block and training step. */
+static inline int mn_blocked(const mn_dims *d) { return mn_own_conv(d->c) && d->lc >= 16; }
+/* Floats of an [N, LC, HW] tensor in the blocked layout. */
+static inline int64_t mn_blocked_floats(const mn_dims *d) { return d->n * ((d->lc + 15) / 16 * 16) * d->hw; }
 typedef struct mn_eval32 {
     mn_dims d;
+    int blocked;                    /* mn_blocked(d) */
     mg_conv2d_kernel *k1, *k2, *k3; /* x -> h1, a1 -> h2, a2 -> y */
-    float *e1, *a1, *e2, *a2;       /* [N, LC, HW] */
+    float *e1, *a1, *e2, *a2;       /* [N, LC, HW]; a1 blocked when `blocked` (plain in
+                                       mn_eval32_run_direct) */
+    float *hb;                      /* blocked: h2 as W2 writes it; the backward reuses
+                                       it for the blocked dL/dh2 */
     float *tau;                     /* [C, HW] */
     float *pad;                     /* mn_eval32_direct_init: conv scratch, as mn_eval64
                                        (always allocated when mn_own_conv(C)) */
@@ -210,10 +223,16 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
 void mn_eval32_run_direct(mn_eval32 *e, const mn_wts *w, const float *b1, const float *b2, const float *b3,
                           const float *x, float *y, float *D, double *part, const int *act, int nact);
 
+/* ---- layout-changing elementwise steps of a blocked block (mintnet_blocked.c) -------- */
+void mn_elu_to_blocked(const mn_dims *d, float *he, float *ab, const int *act, int nact);
+void mn_elu_from_blocked(const mn_dims *d, const float *hb, float *a, float *e, const int *act, int nact);
+void mn_combine_to_blocked(const mn_dims *d, const float *dh, const float *tmp, const float *e, float *outb);
+void mn_combine_from_blocked(const mn_dims *d, float *dh, int has_dh, const float *tmpb, const float *e);
+
 /* ---- block backward (mintnet_block_bwd.c) ------------------------------------------- */
 /* Per-compile backward buffers of a block node. */
 typedef struct mn_bwd {
-    float *dh1, *dh2, *tmp; /* [N, LC, HW] */
+    float *dh1, *dh2, *tmp; /* [N, LC, HW]; tmp sized for the blocked layout too */
     float *rho;             /* [N, C, HW]: d loss / d D */
     float *w1t;             /* [C, LC, 3, 3]: W~1 transposed and flipped (own backward-data) */
     float *w3t;             /* [LC, C, 3, 3]: W~3 transposed and flipped (own backward-data) */

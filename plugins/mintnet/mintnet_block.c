@@ -86,11 +86,11 @@ mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask)
 
 /* ---- f32 evaluation --------------------------------------------------------------------- */
 
-static mg_status new_kernel(mg_ctx *ctx, const mn_dims *d, int64_t in, int64_t out, unsigned passes,
+static mg_status new_kernel(mg_ctx *ctx, const mn_dims *d, int64_t in, int64_t out, unsigned passes, int layout,
                             mg_conv2d_kernel **k)
 {
     mg_conv2d_shape s = {.n = d->n, .c = in, .h = d->h, .w = d->w, .oc = out, .kh = 3, .kw = 3,
-                         .stride = {1, 1}, .pad = {1, 1}, .dilation = {1, 1}, .has_bias = 1};
+                         .stride = {1, 1}, .pad = {1, 1}, .dilation = {1, 1}, .has_bias = 1, .layout = layout};
     return mg_conv2d_kernel_new(ctx, &s, passes | MG_CONV_FWD, k);
 }
 
@@ -99,18 +99,27 @@ mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsi
     memset(e, 0, sizeof *e);
     e->d = *d;
     const int own = mn_own_conv(d->c); /* then W1 and W3 never use k1, k3 */
-    mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], &e->k1);
-    if (s == MG_OK) s = new_kernel(ctx, d, d->lc, d->lc, passes[1], &e->k2);
-    if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], &e->k3);
+    e->blocked = mn_blocked(d);
+    mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], MG_CONV_LAYOUT_NCHW, &e->k1);
+    if (s == MG_OK)
+        s = new_kernel(ctx, d, d->lc, d->lc, passes[1], e->blocked ? MG_CONV_LAYOUT_NCHW16C : MG_CONV_LAYOUT_NCHW,
+                       &e->k2);
+    if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], MG_CONV_LAYOUT_NCHW, &e->k3);
     if (s != MG_OK) return s;
-    size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float);
+    size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float), blk = (size_t)mn_blocked_floats(d) * sizeof(float);
     e->e1 = mg_malloc_aligned(big);
-    e->a1 = mg_malloc_aligned(big);
+    e->a1 = mg_malloc_aligned(e->blocked ? blk : big);
     e->e2 = mg_malloc_aligned(big);
     e->a2 = mg_malloc_aligned(big);
     e->tau = mg_malloc_aligned((size_t)(d->c * d->hw) * sizeof(float));
+    int blk_ok = 1;
+    if (e->blocked) { /* finite padding lanes from the start (mn_elu_to_blocked writes only active samples) */
+        e->hb = mg_malloc_aligned(blk);
+        blk_ok = e->a1 && e->hb;
+        if (blk_ok) memset(e->a1, 0, blk), memset(e->hb, 0, blk);
+    }
     int pad_ok = !mn_own_conv(d->c) || mn_eval32_direct_init(e) == MG_OK;
-    if (!e->e1 || !e->a1 || !e->e2 || !e->a2 || !e->tau || !pad_ok)
+    if (!e->e1 || !e->a1 || !e->e2 || !e->a2 || !e->tau || !pad_ok || !blk_ok)
         return mg_ctx_fail(ctx, MG_ERR_NOMEM, "mintnet block: out of memory for %" PRId64 "x%" PRId64
                            "x%" PRId64 "x%" PRId64 " activations", d->n, d->lc, d->h, d->w);
     return MG_OK;
@@ -126,6 +135,7 @@ void mn_eval32_free(mn_eval32 *e)
     mg_free_aligned(e->a1);
     mg_free_aligned(e->e2);
     mg_free_aligned(e->a2);
+    mg_free_aligned(e->hb);
     mg_free_aligned(e->tau);
     mg_free(e->pad);
     memset(e, 0, sizeof *e);
@@ -153,9 +163,15 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
         mn_conv3_f32(&s1, x, e->pad, w->w1f, b1, e->e1, NULL, 0);
     else if ((s = mg_conv2d_kernel_forward(e->k1, x, w->w1f, b1, e->e1)) != MG_OK)
         return s;
-    mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
-    if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
-    mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
+    if (e->blocked) {
+        mn_elu_to_blocked(d, e->e1, e->a1, act, nact);
+        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->hb)) != MG_OK) return s;
+        mn_elu_from_blocked(d, e->hb, e->a2, e->e2, act, nact);
+    } else {
+        mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
+        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
+        mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
+    }
     if (own)
         mn_conv3_f32(&s3, e->a2, e->pad, w->w3f, b3, y, NULL, 0);
     else if ((s = mg_conv2d_kernel_forward(e->k3, e->a2, w->w3f, b3, y)) != MG_OK)

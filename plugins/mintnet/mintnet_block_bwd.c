@@ -9,8 +9,10 @@
  *   dL/dd1     = W2c^T (rho d3)          -> dh1 += that * w1 * ELU''(h1)
  *   dL/dw3[g2] = sum rho d2 e2,  dL/dW2c = sum (rho d3) d1^T,
  *   dL/dw1[g1] = sum (W2c^T rho d3)[g1] e1,  dL/dtau = rho
- * with ELU''(h) = e^h = ELU'(h) for h <= 0 and 0 for h > 0 (a = ELU(h) > 0
- * exactly when h > 0). The main path is the usual chain through the three
+ * with ELU''(h) = e^h = ELU'(h) for h <= 0 and 0 for h > 0, taken as
+ * "e = ELU'(h) < 1 ? e : 0" from the stored e alone (in float, e^h rounds to
+ * 1 only for -6e-8 < h <= 0: the jump of ELU'' at 0 moves by that much).
+ * The main path is the usual chain through the three
  * masked convolutions; both meet in dh1, dh2. Weight gradients are masked;
  * W2's centre-diagonal entries get (conv gradient + dL/dW2c) times the sign
  * rule's sgn(w1) sgn(w3) sgn(W2); t gets (gy x + rho) sgn(t) where
@@ -33,7 +35,7 @@ mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
     size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float);
     b->dh1 = mg_malloc_aligned(big);
     b->dh2 = mg_malloc_aligned(big);
-    b->tmp = mg_malloc_aligned(big);
+    b->tmp = mg_malloc_aligned(mn_blocked(d) ? (size_t)mn_blocked_floats(d) * sizeof(float) : big);
     b->rho = mg_malloc_aligned((size_t)(d->n * d->c * d->hw) * sizeof(float));
     b->gacc = mg_malloc_aligned((size_t)(d->n * d->c * unit_acc(d)) * sizeof(float));
     b->gc = mg_malloc((size_t)(d->c * (d->l * d->l + 2 * d->l)) * sizeof(double));
@@ -126,7 +128,7 @@ MN_INLINE void ld_tile_e2(ld_unit *t, const float *D)
 #pragma omp simd
     for (int64_t p = 0; p < np; p++) rho[p] = gamma / Dp[p];
     for (int64_t g2 = 0; g2 < L; g2++) {
-        const float *restrict e2 = t->ev->e2 + hrow(t, g2), *restrict a2 = t->ev->a2 + hrow(t, g2);
+        const float *restrict e2 = t->ev->e2 + hrow(t, g2);
         const float *restrict d2 = t->d2 + g2 * t->st, *restrict d3 = t->d3 + g2 * t->st;
         const float w3 = t->w->c3f[g2 * C + t->c];
         float *restrict dh2 = t->b->dh2 + hrow(t, g2), *restrict u = t->u + g2 * t->st, *restrict lane = t->l3 + g2 * 16;
@@ -137,7 +139,7 @@ MN_INLINE void ld_tile_e2(ld_unit *t, const float *D)
                 const int64_t p = p0 + k;
                 float r = rho[p] * d2[p];
                 lane[k] += r * e2[p];
-                dh2[p] = a2[p] > 0 ? 0.0f : r * w3 * e2[p];
+                dh2[p] = e2[p] < 1.0f ? r * w3 * e2[p] : 0.0f;
                 u[p] = rho[p] * d3[p];
             }
         }
@@ -153,7 +155,7 @@ MN_INLINE void ld_tile_e1(ld_unit *t)
     mn_small_gemm(t->w->c2f + t->c * L * L, 1, L, t->u, t->gd1, L, L, t->st, np);
     mn_outer_acc(t->gc2, t->u, t->st, t->d1t, t->lp, L, np);
     for (int64_t g1 = 0; g1 < L; g1++) {
-        const float *restrict e1 = t->ev->e1 + hrow(t, g1), *restrict a1 = t->ev->a1 + hrow(t, g1);
+        const float *restrict e1 = t->ev->e1 + hrow(t, g1);
         const float w1 = t->w->c1f[g1 * C + t->c], *restrict gd = t->gd1 + g1 * t->st;
         float *restrict dh1 = t->b->dh1 + hrow(t, g1), *restrict lane = t->l1 + g1 * 16;
         for (int64_t p0 = 0; p0 < np; p0 += 16) {
@@ -162,7 +164,7 @@ MN_INLINE void ld_tile_e1(ld_unit *t)
             for (int64_t k = 0; k < m; k++) {
                 const int64_t p = p0 + k;
                 lane[k] += gd[p] * e1[p];
-                dh1[p] = a1[p] > 0 ? 0.0f : gd[p] * w1 * e1[p];
+                dh1[p] = e1[p] < 1.0f ? gd[p] * w1 * e1[p] : 0.0f;
             }
         }
     }
@@ -408,18 +410,27 @@ static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
     const mn_dims *d = k->d;
     const int64_t big = d->n * d->lc * d->hw;
     mg_status s = MG_OK;
+    /* dL/dh2 as W2's kernel takes it: blocked (in the forward's h2 buffer) or b->dh2 */
+    const int blk = k->ev->blocked;
+    float *dh2 = blk ? k->ev->hb : k->b->dh2;
     if (need_dh2) {
         if (k->y_on) s = grad_h2_conv(k);
         if (s != MG_OK) return s;
-        combine(k->b->dh2, k->b->tmp, k->ev->e2, big, k->ld_on, k->y_on);
+        if (blk)
+            mn_combine_to_blocked(d, k->ld_on ? k->b->dh2 : NULL, k->y_on ? k->b->tmp : NULL, k->ev->e2, dh2);
+        else
+            combine(k->b->dh2, k->b->tmp, k->ev->e2, big, k->ld_on, k->y_on);
     }
     if ((s = grads_3(k)) != MG_OK) return s;
     if (need_dh1) {
-        if ((s = mg_conv2d_kernel_backward_data(k->ev->k2, k->b->dh2, k->w->w2f, k->b->tmp)) != MG_OK) return s;
-        combine(k->b->dh1, k->b->tmp, k->ev->e1, big, k->ld_on, 1);
+        if ((s = mg_conv2d_kernel_backward_data(k->ev->k2, dh2, k->w->w2f, k->b->tmp)) != MG_OK) return s;
+        if (blk)
+            mn_combine_from_blocked(d, k->b->dh1, k->ld_on, k->b->tmp, k->ev->e1);
+        else
+            combine(k->b->dh1, k->b->tmp, k->ev->e1, big, k->ld_on, 1);
     }
     float *gw2 = gptr(k, MN_IN_W2), *gb2 = gptr(k, MN_IN_B2), *gw1 = gptr(k, MN_IN_W1), *gb1 = gptr(k, MN_IN_B1);
-    if ((gw2 || gb2) && (s = mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, k->b->dh2, gw2, gb2)) != MG_OK)
+    if ((gw2 || gb2) && (s = mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, dh2, gw2, gb2)) != MG_OK)
         return s;
     if (gw2) finish_w2(k);
     if ((gw1 || gb1) && (s = grads_1(k, gw1, gb1)) != MG_OK) return s;
