@@ -25,12 +25,18 @@ struct mg_conv2d_kernel {
     mg_dnnl_conv *dnnl;
 };
 
-/* One output extent; -1 when the (dilated) kernel is larger than the padded input. */
-static int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil)
+/* One output extent for padding pad0 before and pad1 after; -1 when the
+ * (dilated) kernel is larger than the padded input. */
+static int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad0, int64_t pad1, int64_t dil)
 {
     int64_t span = dil * (k - 1) + 1;
-    if (in + 2 * pad < span) return -1;
-    return (in + 2 * pad - span) / stride + 1;
+    if (in + pad0 + pad1 < span) return -1;
+    return (in + pad0 + pad1 - span) / stride + 1;
+}
+
+int64_t mg_conv2d_pad_end(const mg_conv2d_shape *s, int axis)
+{
+    return s->pad_asym ? s->pad_end[axis] : s->pad[axis];
 }
 
 int64_t mg_conv2d_act_floats(int layout, int64_t n, int64_t c, int64_t h, int64_t w)
@@ -41,15 +47,16 @@ int64_t mg_conv2d_act_floats(int layout, int64_t n, int64_t c, int64_t h, int64_
 static int conv_shape_sane(const mg_conv2d_shape *s)
 {
     int ok = s->layout >= MG_CONV_LAYOUT_NCHW && s->layout <= MG_CONV_LAYOUT_NCHW16C && s->n > 0 && s->c > 0 && s->h > 0 && s->w > 0 && s->oc > 0 && s->kh > 0 && s->kw > 0;
-    for (int i = 0; i < 2; i++) ok = ok && s->stride[i] > 0 && s->pad[i] >= 0 && s->dilation[i] > 0;
+    for (int i = 0; i < 2; i++)
+        ok = ok && s->stride[i] > 0 && s->pad[i] >= 0 && mg_conv2d_pad_end(s, i) >= 0 && s->dilation[i] > 0;
     return ok;
 }
 
 mg_status mg_conv2d_out_hw(const mg_conv2d_shape *s, int64_t *oh, int64_t *ow)
 {
     if (!s || !conv_shape_sane(s)) return MG_ERR_ARG;
-    int64_t h = conv_out_len(s->h, s->kh, s->stride[0], s->pad[0], s->dilation[0]);
-    int64_t w = conv_out_len(s->w, s->kw, s->stride[1], s->pad[1], s->dilation[1]);
+    int64_t h = conv_out_len(s->h, s->kh, s->stride[0], s->pad[0], mg_conv2d_pad_end(s, 0), s->dilation[0]);
+    int64_t w = conv_out_len(s->w, s->kw, s->stride[1], s->pad[1], mg_conv2d_pad_end(s, 1), s->dilation[1]);
     if (h < 1 || w < 1) return MG_ERR_SHAPE;
     if (oh) *oh = h;
     if (ow) *ow = w;
@@ -66,8 +73,10 @@ static mg_status conv_kernel_check(mg_ctx *ctx, const mg_conv2d_shape *s, int64_
     if (st != MG_OK)
         return mg_ctx_fail(ctx, st,
                            "conv2d kernel: %" PRId64 "x%" PRId64 " kernel (dilation %" PRId64 ",%" PRId64
-                           ") does not fit the %" PRId64 "x%" PRId64 " input padded by %" PRId64 ",%" PRId64,
-                           s->kh, s->kw, s->dilation[0], s->dilation[1], s->h, s->w, s->pad[0], s->pad[1]);
+                           ") does not fit the %" PRId64 "x%" PRId64 " input padded by %" PRId64 ",%" PRId64
+                           " before and %" PRId64 ",%" PRId64 " after",
+                           s->kh, s->kw, s->dilation[0], s->dilation[1], s->h, s->w, s->pad[0], s->pad[1],
+                           mg_conv2d_pad_end(s, 0), mg_conv2d_pad_end(s, 1));
     return MG_OK;
 }
 

@@ -400,7 +400,7 @@ struct mg_dnnl_conv {
      * choose (activations: fixed to nChw16c in that case) */
     dnnl_memory_desc_t x_plain, w_plain, b_plain, y_plain;
     dnnl_memory_desc_t x_any, w_any, y_any;
-    dnnl_dims_t strides, dilates, pad;
+    dnnl_dims_t strides, dilates, pad, pad_r; /* pad: before, pad_r: after */
     int has_bias;
     int keep_x;            /* forward's blocked x is private (backward-weights reuses it) */
     float *bias_sink;      /* (oc): diff_bias target when the caller wants none */
@@ -437,6 +437,7 @@ static mg_status dn_conv_descs(mg_dnnl_conv *c, const mg_conv2d_shape *s)
         c->strides[i] = s->stride[i];
         c->dilates[i] = s->dilation[i] - 1; /* oneDNN: 0 is dense */
         c->pad[i] = s->pad[i];
+        c->pad_r[i] = mg_conv2d_pad_end(s, i);
     }
     c->has_bias = s->has_bias;
     return MG_OK;
@@ -454,7 +455,7 @@ static mg_status dn_conv_fwd_pd(mg_dnnl_conv *c, int training, dnnl_primitive_de
     DN_TRY(c->base.ctx, dnnl_dilated_convolution_forward_desc_init(
         &d, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
         &c->x_any, &c->w_any, c->has_bias ? &c->b_plain : NULL, &c->y_any,
-        c->strides, c->dilates, c->pad, c->pad));
+        c->strides, c->dilates, c->pad, c->pad_r));
     return dn_pd_new(&c->base, &d, NULL, "creating the convolution forward primitive", pd);
 }
 
@@ -482,7 +483,7 @@ static mg_status dn_conv_bwd_data_pass(mg_dnnl_conv *c, const_dnnl_primitive_des
     dn_base *o = &c->base;
     dn_pass *p = &c->pass[DN_BWD_DATA];
     DN_TRY(o->ctx, dnnl_dilated_convolution_backward_data_desc_init(
-        &d, dnnl_convolution_direct, &c->x_any, &c->w_any, &c->y_any, c->strides, c->dilates, c->pad, c->pad));
+        &d, dnnl_convolution_direct, &c->x_any, &c->w_any, &c->y_any, c->strides, c->dilates, c->pad, c->pad_r));
     mg_status s = dn_pd_new(o, &d, hint, "creating the convolution backward-data primitive", &pd);
     if (s != MG_OK) return s;
     s = dn_pass_init(o, p, pd);
@@ -507,7 +508,7 @@ static mg_status dn_conv_bwd_weights_pass(mg_dnnl_conv *c, const_dnnl_primitive_
     dn_pass *p = &c->pass[DN_BWD_WEIGHTS], *f = &c->pass[DN_FWD], *bd = &c->pass[DN_BWD_DATA];
     DN_TRY(o->ctx, dnnl_dilated_convolution_backward_weights_desc_init(
         &d, dnnl_convolution_direct, &c->x_any, &c->w_any, c->has_bias ? &c->b_plain : NULL, &c->y_any,
-        c->strides, c->dilates, c->pad, c->pad));
+        c->strides, c->dilates, c->pad, c->pad_r));
     mg_status s = dn_pd_new(o, &d, hint, "creating the convolution backward-weights primitive", &pd);
     if (s != MG_OK) return s;
     s = dn_pass_init(o, p, pd);

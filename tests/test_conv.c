@@ -8,9 +8,9 @@
 #include <string.h>
 
 /* ---- naive references (double) ------------------------------------------------ */
-static int64_t ref_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+static int64_t ref_out(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d)
 {
-    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+    return (in + p0 + p1 - d * (k - 1) - 1) / s + 1;
 }
 
 /* Calls fn(n, o, i, j, c, p, q, x_index) for every product term of the
@@ -23,8 +23,9 @@ typedef struct conv_geom {
 static conv_geom geom(const mg_conv2d_shape *s)
 {
     conv_geom g = {.s = *s};
-    g.oh = ref_out(s->h, s->kh, s->stride[0], s->pad[0], s->dilation[0]);
-    g.ow = ref_out(s->w, s->kw, s->stride[1], s->pad[1], s->dilation[1]);
+    const int64_t e0 = s->pad_asym ? s->pad_end[0] : s->pad[0], e1 = s->pad_asym ? s->pad_end[1] : s->pad[1];
+    g.oh = ref_out(s->h, s->kh, s->stride[0], s->pad[0], e0, s->dilation[0]);
+    g.ow = ref_out(s->w, s->kw, s->stride[1], s->pad[1], e1, s->dilation[1]);
     return g;
 }
 
@@ -313,6 +314,63 @@ Test(conv, kernel_blocked_layout)
     mg_conv2d_kernel *ker = NULL;
     cr_expect_eq(mg_conv2d_kernel_new(ctx, &bad, MG_CONV_FWD, &ker), MG_ERR_ARG);
     cr_expect(strstr(mg_ctx_error(ctx), "layout"), "%s", mg_ctx_error(ctx));
+    mg_ctx_free(ctx);
+}
+
+/* Padding that differs before and after (pad_asym), plain and blocked,
+ * against the references: e.g. the top two rows of a 3x3 kernel as a 2x3
+ * kernel with the output size of the 3x3 one. */
+Test(conv, kernel_asymmetric_padding)
+{
+    static const conv_case ac[] = {
+        {2, 3, 7, 6, 5, 2, 3, {1, 1}, {1, 1}, {1, 1}, 1},  /* pad_end {0, 1}: rows u = 0, 1 of a 3x3 */
+        {1, 4, 6, 8, 3, 2, 3, {1, 1}, {0, 1}, {1, 1}, 0},  /* pad_end {1, 1}: rows u = 1, 2 */
+        {2, 2, 9, 7, 4, 3, 3, {2, 1}, {0, 2}, {1, 1}, 1},  /* pad_end {2, 0} */
+    };
+    static const int64_t ends[3][2] = {{0, 1}, {1, 1}, {2, 0}};
+    mg_ctx *ctx = tu_ctx();
+    for (int ci = 0; ci < 3; ci++)
+        for (int lay = 0; lay < 2; lay++) {
+            const conv_case *k = &ac[ci];
+            mg_conv2d_shape s = case_shape(k);
+            s.pad_asym = 1;
+            s.pad_end[0] = ends[ci][0], s.pad_end[1] = ends[ci][1];
+            s.layout = lay ? MG_CONV_LAYOUT_NCHW16C : MG_CONV_LAYOUT_NCHW;
+            conv_data d = make_data(k, 800 + 10 * (uint64_t)ci);
+            d.g = geom(&s);
+            mg_tensor_free(d.dy);
+            d.dy = tu_rand(MG_F32, 4, (int64_t[]){k->n, k->oc, d.g.oh, d.g.ow}, -1, 1, 801 + 10 * (uint64_t)ci);
+            int64_t oh = 0, ow = 0;
+            cr_assert_eq(mg_conv2d_out_hw(&s, &oh, &ow), MG_OK);
+            cr_expect(oh == d.g.oh && ow == d.g.ow, "case %d: %lldx%lld", ci, (long long)oh, (long long)ow);
+            mg_conv2d_kernel *ker = NULL;
+            cr_assert_eq(mg_conv2d_kernel_new(ctx, &s, MG_CONV_FWD | MG_CONV_BWD_DATA | MG_CONV_BWD_WEIGHTS, &ker),
+                         MG_OK, "case %d: %s", ci, mg_ctx_error(ctx));
+            const int64_t hw = k->h * k->w, ohw = oh * ow, nw = mg_tensor_numel(d.w);
+            const int64_t nx = mg_conv2d_act_floats(s.layout, k->n, k->c, k->h, k->w);
+            const int64_t ny = mg_conv2d_act_floats(s.layout, k->n, k->oc, oh, ow);
+            float *xb = lay ? to_blocked(mg_f32(d.x), k->n, k->c, hw, 0) : mg_f32(d.x);
+            float *dyb = lay ? to_blocked(mg_f32(d.dy), k->n, k->oc, ohw, 0) : mg_f32(d.dy);
+            float *y = malloc((size_t)ny * sizeof(float)), *dx = malloc((size_t)nx * sizeof(float));
+            float *dw = malloc((size_t)(nw + k->oc) * sizeof(float));
+            double *ref = calloc((size_t)(k->n * (k->oc * ohw + k->c * hw) + nw + k->oc), sizeof(double));
+            const float *b = d.b ? mg_f32(d.b) : NULL;
+            cr_assert_eq(mg_conv2d_kernel_forward(ker, xb, mg_f32(d.w), b, y), MG_OK, "%s", mg_ctx_error(ctx));
+            ref_forward(&d.g, mg_f32(d.x), mg_f32(d.w), b, ref);
+            double e = lay ? blocked_err(y, ref, k->n, k->oc, ohw) : max_err(y, ref, k->n * k->oc * ohw);
+            cr_expect_leq(e, 1e-5 * (double)(k->c * 9 + 1), "case %d layout %d forward: err %g", ci, lay, e);
+            cr_assert_eq(mg_conv2d_kernel_backward(ker, xb, dyb, mg_f32(d.w), dx, dw, d.b ? dw + nw : NULL), MG_OK);
+            ref_backward_data(&d.g, mg_f32(d.dy), mg_f32(d.w), ref);
+            e = lay ? blocked_err(dx, ref, k->n, k->c, hw) : max_err(dx, ref, k->n * k->c * hw);
+            cr_expect_leq(e, 1e-5 * (double)(k->oc * 9 + 1), "case %d layout %d backward_data: err %g", ci, lay, e);
+            ref_backward_weights(&d.g, mg_f32(d.x), mg_f32(d.dy), ref, ref + nw);
+            e = max_err(dw, ref, nw);
+            cr_expect_leq(e, 1e-5 * (double)(k->n * ohw + 1), "case %d layout %d backward_weights: err %g", ci, lay, e);
+            if (lay) free(xb), free(dyb);
+            free(y), free(dx), free(dw), free(ref);
+            mg_conv2d_kernel_free(ker);
+            free_data(&d);
+        }
     mg_ctx_free(ctx);
 }
 

@@ -91,8 +91,15 @@ typedef struct mg_conv2d_shape {
     int64_t stride[2], pad[2], dilation[2]; /* dilation 1 = dense */
     int has_bias;
     int layout;               /* of x, y, dx, dy: MG_CONV_LAYOUT_* (0: NCHW) */
+    /* pad_asym 0: `pad` on both sides; 1: `pad` before (top, left) and
+     * pad_end after (bottom, right), e.g. a 2x3 kernel that keeps a 3x3
+     * kernel's top two rows: kh 2, pad {1, 1}, pad_end {0, 1} */
+    int pad_asym;
+    int64_t pad_end[2];
 } mg_conv2d_shape;
 
+/* Padding after the input along axis 0 (height) or 1 (width). */
+int64_t mg_conv2d_pad_end(const mg_conv2d_shape *s, int axis);
 /* Floats of an [n, c, h, w] activation in `layout`. */
 int64_t mg_conv2d_act_floats(int layout, int64_t n, int64_t c, int64_t h, int64_t w);
 

@@ -54,6 +54,13 @@ typedef struct mn_wts {
     mn_mask mask;
     double *w1, *w2, *w3;
     float *w1f, *w2f, *w3f;
+    /* The kernel rows of W~2 the mask can keep: u0 .. u0 + kh2 - 1 (all three
+     * unless C = 1: then type A keeps rows 0-1 and type B rows 1-2, and W2's
+     * public kernel is a kh2 x 3 convolution with asymmetric padding, a third
+     * fewer FLOPs). w2k is W~2 on those rows, [LC, LC, kh2, 3] (== w2f when
+     * kh2 = 3). */
+    int u0, kh2;
+    float *w2k;
     double *c1, *c2, *c3, *s2;
     float *c1f, *c2f, *c3f;
 } mn_wts;
@@ -64,6 +71,8 @@ mg_status mn_wts_init(mn_wts *w, const mn_dims *d, mn_mask mask);
 void mn_wts_free(mn_wts *w);
 /* Recomputes everything from the raw (stored) weights. */
 void mn_wts_update(mn_wts *w, const float *W1, const float *W2, const float *W3);
+/* The first and last kernel rows any entry of a mask with C x C sub-blocks keeps. */
+void mn_mask_rows(mn_mask m, int64_t c, int *u0, int *u1);
 /* Index of the centre tap (u, v) = (1, 1) of weight entry (o, i). */
 static inline int64_t mn_centre(int64_t o, int64_t i, int64_t in_ch) { return (o * in_ch + i) * 9 + 4; }
 
@@ -209,7 +218,7 @@ typedef struct mn_eval32 {
 /* Creates the kernels with the given passes (MG_CONV_* bits, FWD always
  * added) and the buffers. Errors go to ctx; call mn_eval32_free after a
  * failure too. */
-mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsigned passes[3]);
+mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_wts *w, const unsigned passes[3]);
 void mn_eval32_free(mn_eval32 *e);
 void mn_eval32_set_t(mn_eval32 *e, const float *t);
 /* Also prepares mn_eval32_run_direct (MG_ERR_NOMEM on failure); a no-op
@@ -237,11 +246,12 @@ typedef struct mn_bwd {
     float *w1t;             /* [C, LC, 3, 3]: W~1 transposed and flipped (own backward-data) */
     float *w3t;             /* [LC, C, 3, 3]: W~3 transposed and flipped (own backward-data) */
     float *rows;            /* [LC, H, W+2]: mn_wgrad_thin_f32 scratch */
+    float *gw2k;            /* [LC, LC, kh2, 3] when kh2 < 3: W2's kernel-row gradient */
     float *gacc;            /* [N*C][L*L + 32L] per-(sample, channel) centre gradients:
                                dL/dW2c, then 16 partial sums each of dL/dw1, dL/dw3 */
     double *gc;             /* [C][L*L + 2L] their sums over samples: W2c, w1, w3 */
 } mn_bwd;
-mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d);
+mg_status mn_bwd_init(mn_bwd *b, const mn_wts *w);
 void mn_bwd_free(mn_bwd *b);
 /* The backward pass of a block node (f32), given its forward buffers. */
 mg_status mn_block_backward32(mg_node *nd, const mn_wts *w, mn_eval32 *ev, const float *D, mn_bwd *b);

@@ -86,25 +86,29 @@ mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask)
 
 /* ---- f32 evaluation --------------------------------------------------------------------- */
 
+/* A 3x3 convolution, or with u0 / kh given (W2, mn_wts) only kernel rows
+ * u0 .. u0 + kh - 1 of one, with the padding that keeps the output size. */
 static mg_status new_kernel(mg_ctx *ctx, const mn_dims *d, int64_t in, int64_t out, unsigned passes, int layout,
-                            mg_conv2d_kernel **k)
+                            int u0, int kh, mg_conv2d_kernel **k)
 {
-    mg_conv2d_shape s = {.n = d->n, .c = in, .h = d->h, .w = d->w, .oc = out, .kh = 3, .kw = 3,
-                         .stride = {1, 1}, .pad = {1, 1}, .dilation = {1, 1}, .has_bias = 1, .layout = layout};
+    mg_conv2d_shape s = {.n = d->n, .c = in, .h = d->h, .w = d->w, .oc = out, .kh = kh, .kw = 3,
+                         .stride = {1, 1}, .pad = {1 - u0, 1}, .dilation = {1, 1}, .has_bias = 1, .layout = layout,
+                         .pad_asym = 1, .pad_end = {u0 + kh - 2, 1}};
     return mg_conv2d_kernel_new(ctx, &s, passes | MG_CONV_FWD, k);
 }
 
-mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_dims *d, const unsigned passes[3])
+mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_wts *w, const unsigned passes[3])
 {
+    const mn_dims *d = &w->d;
     memset(e, 0, sizeof *e);
     e->d = *d;
     const int own = mn_own_conv(d->c); /* then W1 and W3 never use k1, k3 */
     e->blocked = mn_blocked(d);
-    mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], MG_CONV_LAYOUT_NCHW, &e->k1);
+    mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], MG_CONV_LAYOUT_NCHW, 0, 3, &e->k1);
     if (s == MG_OK)
         s = new_kernel(ctx, d, d->lc, d->lc, passes[1], e->blocked ? MG_CONV_LAYOUT_NCHW16C : MG_CONV_LAYOUT_NCHW,
-                       &e->k2);
-    if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], MG_CONV_LAYOUT_NCHW, &e->k3);
+                       w->u0, w->kh2, &e->k2);
+    if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], MG_CONV_LAYOUT_NCHW, 0, 3, &e->k3);
     if (s != MG_OK) return s;
     size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float), blk = (size_t)mn_blocked_floats(d) * sizeof(float);
     e->e1 = mg_malloc_aligned(big);
@@ -165,11 +169,11 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
         return s;
     if (e->blocked) {
         mn_elu_to_blocked(d, e->e1, e->a1, act, nact);
-        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->hb)) != MG_OK) return s;
+        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2k, b2, e->hb)) != MG_OK) return s;
         mn_elu_from_blocked(d, e->hb, e->a2, e->e2, act, nact);
     } else {
         mn_elu_f32(e->e1, e->a1, d->lc * d->hw, d, act, nact);
-        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2f, b2, e->e2)) != MG_OK) return s;
+        if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2k, b2, e->e2)) != MG_OK) return s;
         mn_elu_f32(e->e2, e->a2, d->lc * d->hw, d, act, nact);
     }
     if (own)
@@ -258,9 +262,9 @@ static mg_status blk_prepare_buffers(mg_node *nd, blk_state *st)
     if (s == MG_OK && st->backward && st->f64)
         return mg_node_fail(nd, MG_ERR_UNSUPPORTED, "the f64 block is forward-only (for accuracy checks); "
                             "train with f32 inputs");
-    if (s == MG_OK && !st->f64) s = mn_eval32_init(&st->ev, ctx, d, passes);
+    if (s == MG_OK && !st->f64) s = mn_eval32_init(&st->ev, ctx, &st->w, passes);
     if (s == MG_OK && st->f64) s = mn_eval64_init(&st->ev64, d);
-    if (s == MG_OK && st->backward) s = mn_bwd_init(&st->bwd, d);
+    if (s == MG_OK && st->backward) s = mn_bwd_init(&st->bwd, &st->w);
     st->D = mg_malloc_aligned((size_t)(d->n * d->c * d->hw) * (st->f64 ? sizeof(double) : sizeof(float)));
     st->part = mg_malloc((size_t)mn_diag_parts(d) * sizeof(double));
     if (s == MG_OK && (!st->D || !st->part)) s = MG_ERR_NOMEM;

@@ -29,8 +29,9 @@ static int64_t lpad(const mn_dims *d) { return (d->l + 15) & ~(int64_t)15; }
 /* Floats of one (sample, channel) unit's accumulators. */
 static int64_t unit_acc(const mn_dims *d) { return d->l * lpad(d) + 32 * d->l; }
 
-mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
+mg_status mn_bwd_init(mn_bwd *b, const mn_wts *w)
 {
+    const mn_dims *d = &w->d;
     memset(b, 0, sizeof *b);
     size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float);
     b->dh1 = mg_malloc_aligned(big);
@@ -45,6 +46,10 @@ mg_status mn_bwd_init(mn_bwd *b, const mn_dims *d)
         b->w3t = mg_malloc((size_t)(d->c * d->lc * 9) * sizeof(float));
         b->rows = mg_malloc_aligned((size_t)(d->lc * d->h * (d->w + 2)) * sizeof(float));
         ok = ok && b->w1t && b->w3t && b->rows;
+    }
+    if (w->kh2 < 3) {
+        b->gw2k = mg_malloc((size_t)(d->lc * d->lc * w->kh2 * 3) * sizeof(float));
+        ok = ok && b->gw2k;
     }
     return ok ? MG_OK : MG_ERR_NOMEM;
 }
@@ -61,6 +66,7 @@ void mn_bwd_free(mn_bwd *b)
     mg_free(b->w1t);
     mg_free(b->w3t);
     mg_free_aligned(b->rows);
+    mg_free(b->gw2k);
     memset(b, 0, sizeof *b);
 }
 
@@ -404,6 +410,21 @@ static mg_status grads_1(bwd_ctx *k, float *gw, float *gb)
     return MG_OK;
 }
 
+/* dL/dW~2 (before masking) and dL/db2; with a kh2-row kernel (mn_wts) its
+ * gradient goes to rows u0 .. of the 3x3 one, the others get 0 (the mask
+ * zeroes them anyway). */
+static mg_status grads_2(bwd_ctx *k, const float *dh2, float *gw, float *gb)
+{
+    const mn_wts *w = k->w;
+    if (w->kh2 == 3 || !gw) return mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, dh2, gw, gb);
+    mg_status s = mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, dh2, k->b->gw2k, gb);
+    if (s != MG_OK) return s;
+    const int64_t n = w->d.lc * w->d.lc, r = w->kh2 * 3;
+    memset(gw, 0, (size_t)(n * 9) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) memcpy(gw + i * 9 + w->u0 * 3, k->b->gw2k + i * r, (size_t)r * sizeof(float));
+    return MG_OK;
+}
+
 /* dh2, then W3/b3, dh1, W2/b2, W1/b1, x. */
 static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
 {
@@ -423,15 +444,14 @@ static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
     }
     if ((s = grads_3(k)) != MG_OK) return s;
     if (need_dh1) {
-        if ((s = mg_conv2d_kernel_backward_data(k->ev->k2, dh2, k->w->w2f, k->b->tmp)) != MG_OK) return s;
+        if ((s = mg_conv2d_kernel_backward_data(k->ev->k2, dh2, k->w->w2k, k->b->tmp)) != MG_OK) return s;
         if (blk)
             mn_combine_from_blocked(d, k->b->dh1, k->ld_on, k->b->tmp, k->ev->e1);
         else
             combine(k->b->dh1, k->b->tmp, k->ev->e1, big, k->ld_on, 1);
     }
     float *gw2 = gptr(k, MN_IN_W2), *gb2 = gptr(k, MN_IN_B2), *gw1 = gptr(k, MN_IN_W1), *gb1 = gptr(k, MN_IN_B1);
-    if ((gw2 || gb2) && (s = mg_conv2d_kernel_backward_weights(k->ev->k2, k->ev->a1, dh2, gw2, gb2)) != MG_OK)
-        return s;
+    if ((gw2 || gb2) && (s = grads_2(k, dh2, gw2, gb2)) != MG_OK) return s;
     if (gw2) finish_w2(k);
     if ((gw1 || gb1) && (s = grads_1(k, gw1, gb1)) != MG_OK) return s;
     if (gw1) finish_w13(k, 1);

@@ -158,7 +158,7 @@ static mg_status inv_alloc(mg_node *nd, inv_state *st)
     size_t bytes = (size_t)(d->n * d->c * d->hw) * (st->cfg.f64 ? sizeof(double) : sizeof(float));
     mg_status s = mn_wts_init(&st->w, d, st->mask);
     if (s == MG_OK && st->cfg.f64) s = mn_eval64_init(&st->ev64, d);
-    if (s == MG_OK && !st->cfg.f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), d, fwd_only);
+    if (s == MG_OK && !st->cfg.f64) s = mn_eval32_init(&st->ev, mg_node_ctx(nd), &st->w, fwd_only);
     if (s == MG_OK && !st->cfg.f64 && st->cfg.direct > 0) s = mn_eval32_direct_init(&st->ev);
     if (s != MG_OK && s != MG_ERR_NOMEM) return s;
     st->z = mg_malloc_aligned(bytes);

@@ -53,6 +53,19 @@ void mn_mask_apply(mn_mask m, int64_t c, int64_t o, int64_t i, const float *w, f
         }
 }
 
+void mn_mask_rows(mn_mask m, int64_t c, int *u0, int *u1)
+{
+    *u0 = 3, *u1 = -1;
+    for (int u = 0; u < 3; u++)
+        for (int64_t i = 0; i < c; i++)
+            for (int64_t j = 0; j < c; j++)
+                for (int v = 0; v < 3; v++)
+                    if (mask_sub(m, i, j, u, v)) {
+                        if (u < *u0) *u0 = u;
+                        if (u > *u1) *u1 = u;
+                    }
+}
+
 /* ---- effective weights ---------------------------------------------------------------- */
 
 static double sgn(double v) { return (v > 0) - (v < 0); }
@@ -77,8 +90,12 @@ mg_status mn_wts_init(mn_wts *w, const mn_dims *d, mn_mask mask)
     w->c1f = mg_malloc(nc * sizeof(float));
     w->c3f = mg_malloc(nc * sizeof(float));
     w->c2f = mg_malloc(nl * sizeof(float));
+    int u1;
+    mn_mask_rows(mask, d->c, &w->u0, &u1);
+    w->kh2 = u1 - w->u0 + 1;
+    w->w2k = w->kh2 < 3 ? mg_malloc_aligned((size_t)(d->lc * d->lc * w->kh2 * 3) * sizeof(float)) : w->w2f;
     if (!w->w1 || !w->w2 || !w->w3 || !w->w1f || !w->w2f || !w->w3f || !w->c1 || !w->c3 || !w->c2 ||
-        !w->s2 || !w->c1f || !w->c3f || !w->c2f)
+        !w->s2 || !w->c1f || !w->c3f || !w->c2f || !w->w2k)
         return MG_ERR_NOMEM;
     return MG_OK;
 }
@@ -90,6 +107,7 @@ void mn_wts_free(mn_wts *w)
     mg_free(w->w2);
     mg_free(w->w3);
     mg_free_aligned(w->w1f);
+    if (w->w2k != w->w2f) mg_free_aligned(w->w2k);
     mg_free_aligned(w->w2f);
     mg_free_aligned(w->w3f);
     mg_free(w->c1);
@@ -150,4 +168,7 @@ void mn_wts_update(mn_wts *w, const float *W1, const float *W2, const float *W3)
     to_float(w->c1, w->c1f, LC);
     to_float(w->c3, w->c3f, LC);
     to_float(w->c2, w->c2f, C * L * L);
+    if (w->kh2 < 3)
+        for (int64_t k = 0; k < LC * LC; k++)
+            memcpy(w->w2k + k * w->kh2 * 3, w->w2f + k * 9 + w->u0 * 3, (size_t)(w->kh2 * 3) * sizeof(float));
 }
