@@ -65,6 +65,20 @@ static int64_t blocked_off(const mn_dims *d, const blk_unit *b)
  * one. r[j] holds channel j of the block (plain side), after the transpose
  * r[p] holds pixel p (blocked side). */
 
+/* r = pixels q .. q+15 of a blocked tile, transposed: r[j] = channel j. */
+MN_INLINE void load_transposed(const float *in, int64_t q, mn_v16 r[LANES])
+{
+    for (int p = 0; p < 16; p++) r[p] = mn_ld16(in + (q + p) * LANES);
+    mn_transpose16(r);
+}
+
+/* The inverse: r[j] = channel j of pixels q .. q+15 -> the blocked tile. */
+MN_INLINE void store_transposed(float *out, int64_t q, mn_v16 r[LANES])
+{
+    mn_transpose16(r);
+    for (int p = 0; p < 16; p++) mn_st16(out + (q + p) * LANES, r[p]);
+}
+
 MN_HOT static void elu_to_blocked_unit(const mn_dims *d, blk_unit b, float *he, float *ab)
 {
     float *restrict out = ab + blocked_off(d, &b);
@@ -81,8 +95,7 @@ MN_HOT static void elu_to_blocked_unit(const mn_dims *d, blk_unit b, float *he, 
             }
             r[j] = mn_ld16(av);
         }
-        mn_transpose16(r);
-        for (int p = 0; p < 16; p++) mn_st16(out + (q + p) * LANES, r[p]);
+        store_transposed(out, q, r);
     }
     for (; q < b.np; q++)
         for (int64_t j = 0; j < LANES; j++) {
@@ -106,8 +119,7 @@ MN_HOT static void elu_from_blocked_unit(const mn_dims *d, blk_unit b, const flo
     int64_t q = 0;
     for (; q + 16 <= b.np; q += 16) {
         mn_v16 r[LANES];
-        for (int p = 0; p < 16; p++) r[p] = mn_ld16(in + (q + p) * LANES);
-        mn_transpose16(r);
+        load_transposed(in, q, r);
         for (int64_t j = 0; j < b.m; j++) {
             float hv[16];
             mn_st16(hv, r[j]);
@@ -148,8 +160,7 @@ MN_HOT static void combine_to_blocked_unit(const mn_dims *d, blk_unit b, const f
             mn_v16 z = {0};
             r[j] = j < b.m ? combined16(dh, tmp, e, base + j * d->hw + q) : z;
         }
-        mn_transpose16(r);
-        for (int p = 0; p < 16; p++) mn_st16(out + (q + p) * LANES, r[p]);
+        store_transposed(out, q, r);
     }
     for (; q < b.np; q++)
         for (int64_t j = 0; j < LANES; j++) {
@@ -173,8 +184,7 @@ MN_HOT static void combine_from_blocked_unit(const mn_dims *d, blk_unit b, float
     int64_t q = 0;
     for (; q + 16 <= b.np; q += 16) {
         mn_v16 r[LANES];
-        for (int p = 0; p < 16; p++) r[p] = mn_ld16(in + (q + p) * LANES);
-        mn_transpose16(r);
+        load_transposed(in, q, r);
         for (int64_t j = 0; j < b.m; j++) {
             const int64_t i = base + j * d->hw + q;
             mn_v16 v = r[j] * mn_ld16(e + i);

@@ -24,32 +24,6 @@
 #define MN_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MN_HOT
-/* ---- 16 x 16 transpose in registers ----------------------------------------------------
- * r[i][c] -> r[c][i] by four butterfly stages: at stage b (8, 4, 2, 1) rows
- * i and i + b (bit b of i clear) swap their off-diagonal b x b blocks. Each
- * step is one two-source permute (vpermt2ps with AVX-512). */
-typedef int32_t mn_i16 __attribute__((vector_size(64)));
-
-MN_INLINE void mn_transpose16(mn_v16 r[16])
-{
-    static const mn_i16 lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-                        hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-                        lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-                        hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-                        lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-                        hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
-                        lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
-                        hi1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
-    const mn_i16 *lo[4] = {&lo8, &lo4, &lo2, &lo1}, *hi[4] = {&hi8, &hi4, &hi2, &hi1};
-    for (int s = 0, b = 8; s < 4; s++, b >>= 1)
-        for (int i = 0; i < 16; i++) {
-            if (i & b) continue;
-            mn_v16 a = r[i], c = r[i + b];
-            r[i] = __builtin_shuffle(a, c, *lo[s]);
-            r[i + b] = __builtin_shuffle(a, c, *hi[s]);
-        }
-}
-
 #endif
 
 /* For helpers of MN_HOT kernels: inlined, so each clone gets its own copy. */
