@@ -55,15 +55,21 @@ static void sb_putn(sbuf *b, const char *s, size_t n)
 static void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
 
 static void sb_printf(sbuf *b, const char *fmt, ...) MG_PRINTF(2, 3);
+/* Formats straight into the buffer, growing it to the formatted length
+ * (no length limit). */
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    sb_putn(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    sb_reserve(b, (size_t)n);
+    if (b->oom) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
 }
 
 /* Hands the buffer's string over (never NULL unless out of memory). */
