@@ -32,8 +32,10 @@ extern "C" {
 
 /* Bumped when a struct or callback changes incompatibly. Structs only grow
  * at the end (their first member is their size), so a newer library reads an
- * older op table. */
-#define MG_ABI_VERSION 1
+ * older op table. 2: mg_conv2d_shape (mintgrad/ops.h) grew `layout`,
+ * `pad_asym` and `pad_end`; it has no size member, so a plugin built against
+ * version 1 would pass a shorter struct. */
+#define MG_ABI_VERSION 2
 
 /* ---- attributes -----------------------------------------------------------
  * A small ordered map from keys to ints, int lists, floats, float lists or
