@@ -84,8 +84,8 @@ static int all_zero(const float *v, int64_t n)
  * small GEMMs of mintnet_simd.h. Sums over pixels never end in a horizontal
  * vector reduction per tile (that costs more than the tile's arithmetic): the
  * W2c gradient accumulates with the vector across g1 from d1 stored
- * pixel-major (d1t, rows of lpad), and the w1 / w3 centre gradients in 16
- * lanes. */
+ * pixel-major (d1t, rows of lpad, filled by 16x16 register transposes), and
+ * the w1 / w3 centre gradients in 16 lanes. */
 typedef struct ld_unit {
     const mn_wts *w;
     const mn_eval32 *ev;
@@ -118,8 +118,18 @@ MN_INLINE void ld_tile_forward(ld_unit *t)
             d3[p] = e2[p] * w3;
         }
         for (int64_t p = np; p < npad; p++) d1[p] = 0;
-        for (int64_t p = 0; p < np; p++) t->d1t[p * t->lp + g] = d1[p];
     }
+    /* d1t = d1 transposed, 16 x 16 blocks at a time (rows past L are zero) */
+    for (int64_t g0 = 0; g0 < t->lp; g0 += 16)
+        for (int64_t p0 = 0; p0 < npad; p0 += 16) {
+            mn_v16 r[16];
+            for (int64_t j = 0; j < 16; j++) {
+                mn_v16 z = {0};
+                r[j] = g0 + j < L ? mn_ld16(t->d1 + (g0 + j) * st + p0) : z;
+            }
+            mn_transpose16(r);
+            for (int64_t k = 0; k < 16; k++) mn_st16(t->d1t + (p0 + k) * t->lp + g0, r[k]);
+        }
     mn_small_gemm(t->w->c2f + t->c * L * L, L, 1, t->d1, t->d2, L, L, st, np);
 }
 
@@ -190,7 +200,6 @@ MN_HOT static void ld_run_unit(const mn_wts *w, const mn_eval32 *ev, const float
     t.l1 = t.gc2 + L * LP;
     t.l3 = t.l1 + 16 * L;
     memset(t.gc2, 0, (size_t)unit_acc(d) * sizeof(float));
-    memset(d1t, 0, sizeof d1t);
     for (t.p0 = 0; t.p0 < d->hw; t.p0 += P) {
         t.np = d->hw - t.p0 < P ? d->hw - t.p0 : P;
         ld_tile_forward(&t);
