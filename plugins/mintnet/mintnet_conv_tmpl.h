@@ -48,6 +48,35 @@ MN_INLINE void MN_FN(conv_taps2)(MN_T *restrict a0, MN_T *restrict a1, const MN_
     }
 }
 
+/* The same for two consecutive kernel rows (6 taps), w0 / w1 / src already
+ * at the first of them: for pairs whose top or bottom kernel row the mask
+ * zeroes (C = 1 blocks), a third fewer operations. */
+MN_INLINE void MN_FN(conv_taps2_rows2)(MN_T *restrict a0, MN_T *restrict a1, const MN_T *restrict src,
+                                       const MN_T *w0, const MN_T *w1, int64_t Wp, int64_t len)
+{
+    const MN_T *r0 = src, *r1 = src + Wp;
+    const MN_T p0 = w0[0], p1 = w0[1], p2 = w0[2], p3 = w0[3], p4 = w0[4], p5 = w0[5];
+    const MN_T q0 = w1[0], q1 = w1[1], q2 = w1[2], q3 = w1[3], q4 = w1[4], q5 = w1[5];
+#pragma omp simd
+    for (int64_t q = 0; q < len; q++) {
+        const MN_T s0 = r0[q], s1 = r0[q + 1], s2 = r0[q + 2], s3 = r1[q], s4 = r1[q + 1], s5 = r1[q + 2];
+        a0[q] += p0 * s0 + p1 * s1 + p2 * s2 + p3 * s3 + p4 * s4 + p5 * s5;
+        a1[q] += q0 * s0 + q1 * s1 + q2 * s2 + q3 * s3 + q4 * s4 + q5 * s5;
+    }
+}
+
+/* The first kernel row (0 or 1) of a pair (w0, w1) when one of its outer
+ * rows is all zero, or -1. */
+static int MN_FN(two_rows)(const MN_T *w0, const MN_T *w1)
+{
+    int z0 = 1, z2 = 1;
+    for (int v = 0; v < 3; v++) {
+        z0 = z0 && w0[v] == 0 && w1[v] == 0;
+        z2 = z2 && w0[6 + v] == 0 && w1[6 + v] == 0;
+    }
+    return z2 ? 0 : z0 ? 1 : -1;
+}
+
 /* One unit: sample n, output channels o .. o+no-1 (no <= 2), rows r0 .. r0+nr-1. */
 MN_HOT static void MN_FN(conv_block)(const mn_conv3 *s, const MN_T *pad, const MN_T *w, const float *b, MN_T *y,
                                      int64_t n, int64_t o, int64_t no, int64_t r0, int64_t nr)
@@ -62,7 +91,12 @@ MN_HOT static void MN_FN(conv_block)(const mn_conv3 *s, const MN_T *pad, const M
     for (int64_t i = 0; i < s->in; i++) {
         if (MN_FN(taps_zero)(s, w, o, no, i)) continue;
         const MN_T *w0 = w + (o * s->in + i) * 9, *w1 = no > 1 ? w + ((o + 1) * s->in + i) * 9 : zero;
-        MN_FN(conv_taps2)(acc[0], acc[1], pad + (n * s->in + i) * HWp + r0 * Wp, w0, w1, Wp, len);
+        const MN_T *src = pad + (n * s->in + i) * HWp + r0 * Wp;
+        const int u0 = MN_FN(two_rows)(w0, w1);
+        if (u0 >= 0)
+            MN_FN(conv_taps2_rows2)(acc[0], acc[1], src + u0 * Wp, w0 + 3 * u0, w1 + 3 * u0, Wp, len);
+        else
+            MN_FN(conv_taps2)(acc[0], acc[1], src, w0, w1, Wp, len);
     }
     for (int64_t k = 0; k < no; k++) {
         MN_T *out = y + ((n * s->out + o + k) * s->h + r0) * W;
