@@ -145,12 +145,12 @@ Test(mintnet_grad, block_vs_double_fd_c16_public_kernels)
     check_block_grads(1, 16, 1, 2, 3, 'B', 3, 1100);
 }
 
-/* C < 16 and L*C >= 16: W2 runs on blocked (nChw16c) activations and the
- * layout changes are fused into the ELU and gradient passes (mn_blocked);
- * L*C = 18 leaves padding lanes in the second channel block. */
+/* C < 16 and L*C > 16, not a multiple of 16: W2 runs on blocked (nChw16c)
+ * activations and the layout changes are fused into the ELU and gradient
+ * passes (mn_blocked); the second channel block has padding lanes. */
 Test(mintnet_grad, block_vs_double_fd_blocked_layout)
 {
-    check_block_grads(1, 1, 16, 3, 3, 'A', 3, 1110);
+    check_block_grads(1, 1, 17, 3, 3, 'A', 3, 1110);
     check_block_grads(2, 3, 6, 2, 3, 'B', 3, 1120);
     check_block_grads(1, 2, 9, 3, 2, 'A', 2, 1130);
 }

@@ -72,7 +72,7 @@ typedef struct geo {
 } geo;
 
 static const geo geos[] = {{4, 1, 4, 6, 6}, {3, 2, 3, 5, 4}, {2, 4, 1, 3, 3}, {2, 3, 2, 7, 5},
-                           {2, 2, 9, 5, 6} /* L*C >= 16: W2 on blocked activations */};
+                           {2, 2, 9, 5, 6} /* L*C = 18: W2 on blocked activations */};
 
 static void check_converged(const mg_tensor *diag, int64_t n, double tol, const char *what)
 {

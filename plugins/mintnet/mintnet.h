@@ -193,13 +193,17 @@ void mn_eval64_run(mn_eval64 *e, const mn_wts *w, const float *b1, const float *
  * those stay on the public kernel. */
 #define MN_OWN_CONV_BELOW 16
 static inline int mn_own_conv(int64_t c) { return c < MN_OWN_CONV_BELOW; }
-/* A blocked block (thin convolutions on the own kernels and LC >= 16) runs
- * W2 on nChw16c activations (MG_CONV_LAYOUT_NCHW16C): a1 and h2 (forward),
- * dh2 and W2's backward-data output stay blocked, and the conversions are
- * fused into the ELU and gradient-combination passes (mintnet_blocked.c).
- * At the MNIST model's first stage (LC = 45) this removes four conversions
- * of 4.5 MB per block and training step. */
-static inline int mn_blocked(const mn_dims *d) { return mn_own_conv(d->c) && d->lc >= 16; }
+/* A blocked block (thin convolutions on the own kernels, LC > 16 and not a
+ * multiple of 16) runs W2 on nChw16c activations (MG_CONV_LAYOUT_NCHW16C):
+ * a1 and h2 (forward), dh2 and W2's backward-data output stay blocked, and
+ * the conversions are fused into the ELU and gradient-combination passes
+ * (mintnet_blocked.c). At the MNIST model's first stage (LC = 45) this
+ * removes four conversions of 4.5 MB per block and training step, which
+ * oneDNN runs through its generic reorder because 45 channels do not fill
+ * whole blocks. With LC a multiple of 16 its reorders are fast and the
+ * fused passes cost more (small model, LC = 16: 34.7 against 34.0 ms a
+ * step), so those blocks stay plain. */
+static inline int mn_blocked(const mn_dims *d) { return mn_own_conv(d->c) && d->lc > 16 && d->lc % 16 != 0; }
 /* Floats of an [N, LC, HW] tensor in the blocked layout. */
 static inline int64_t mn_blocked_floats(const mn_dims *d) { return d->n * ((d->lc + 15) / 16 * 16) * d->hw; }
 typedef struct mn_eval32 {
