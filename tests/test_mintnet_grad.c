@@ -153,6 +153,8 @@ Test(mintnet_grad, block_vs_double_fd_blocked_layout)
     check_block_grads(1, 1, 17, 3, 3, 'A', 3, 1110);
     check_block_grads(2, 3, 6, 2, 3, 'B', 3, 1120);
     check_block_grads(1, 2, 9, 3, 2, 'A', 2, 1130);
+    /* more than 16 pixels: the 16-pixel register transposes and their tails */
+    check_block_grads(1, 1, 17, 5, 7, 'B', 3, 1140);
 }
 
 Test(mintnet_grad, block_y_only_and_logdet_only)

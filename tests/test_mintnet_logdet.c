@@ -45,8 +45,13 @@ typedef struct geo {
     int64_t n, c, l, h, w;
 } geo;
 
+/* The last three run W2 on blocked activations (L*C > 16, not a multiple of
+ * 16) over more than 16 pixels, so that the layout changes' 16-pixel
+ * register transposes, their tails and (72 pixels) a second pixel tile all
+ * run; {2, 1, 17, ...} is also a C = 1 block (W2 as a 2x3 kernel). */
 static const geo geos[] = {
     {2, 1, 1, 4, 4}, {3, 1, 4, 5, 3}, {2, 2, 3, 4, 5}, {2, 3, 2, 3, 3}, {1, 4, 1, 6, 2}, {2, 2, 70, 3, 3},
+    {2, 1, 17, 6, 7}, {2, 2, 9, 8, 9}, {1, 3, 7, 4, 5},
 };
 
 Test(mintnet_logdet, f64_path_matches_reference)
