@@ -32,8 +32,8 @@ static void print_summary(const mg_spec *sp)
     if (m->logit) printf(", logit lambda %g", m->logit_lambda);
     printf("; prior %s\n", m->prior);
     int adaptive = m->inverse.adaptive >= 0 ? m->inverse.adaptive : m->inverse.stop == MG_SPEC_STOP_RESIDUAL;
-    printf("inverse   tolerance %g, max %d iterations, %s damping %g, %s, stop %s\n", m->inverse.tolerance,
-           m->inverse.max_iterations, adaptive ? "adaptive" : "fixed", m->inverse.damping,
+    printf("inverse   tolerance %g, max %d iterations, damping %g (%s), %s, stop %s\n", m->inverse.tolerance,
+           m->inverse.max_iterations, m->inverse.damping, adaptive ? "adaptive per sample from there" : "fixed",
            m->inverse.precision == MG_F64 ? "float64" : "float32", mg_spec_stop_name(m->inverse.stop));
     printf("data      %s%s%s\n", sp->data.dataset_name, sp->data.path ? " from " : "",
            sp->data.path ? sp->data.path : "");

@@ -109,9 +109,9 @@ mg_status eval_check_inverse(cli_session *S, const dataset *d, int64_t batch, in
     if (s == MG_OK) {
         const mg_spec_model *m = &S->spec->model;
         int adaptive = m->inverse.adaptive >= 0 ? m->inverse.adaptive : m->inverse.stop == MG_SPEC_STOP_RESIDUAL;
-        printf("\ninverse check on %lld images (tolerance %g, at most %d iterations, %s damping %g, %s):\n",
-               (long long)k, m->inverse.tolerance, m->inverse.max_iterations, adaptive ? "adaptive" : "fixed",
-               m->inverse.damping, m->inverse.precision == MG_F64 ? "float64" : "float32");
+        printf("\ninverse check on %lld images (tolerance %g, at most %d iterations, damping %g (%s), %s):\n",
+               (long long)k, m->inverse.tolerance, m->inverse.max_iterations, m->inverse.damping,
+               adaptive ? "adaptive" : "fixed", m->inverse.precision == MG_F64 ? "float64" : "float32");
         printf("  %5s  %-16s %16s   %11s  %11s %12s\n", "layer", "type", "iterations mean/max", "residual",
                "converged", "rec. error");
         for (int i = 0; i < rg->n_layers; i++) {

@@ -370,10 +370,10 @@ static void inv_report(mg_node *nd, const inv_state *st, const double *diag)
     if (bad)
         mg_ctx_log(ctx, MG_LOG_WARN,
                    "node '%s' (mintnet.block_inverse): %" PRId64 " of %" PRId64 " samples did not converge "
-                   "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, %s damping %g, %s); worst: "
+                   "(max |z - f(x)| > tolerance %g after at most %" PRId64 " iterations, damping %g (%s), %s); worst: "
                    "sample %" PRId64 " with residual %g; see the diag output",
-                   mg_node_name(nd), bad, st->d.n, st->cfg.tol, st->cfg.maxit,
-                   st->cfg.adaptive ? "adaptive" : "fixed", st->cfg.beta, st->cfg.f64 ? "float64" : "float32", worst,
+                   mg_node_name(nd), bad, st->d.n, st->cfg.tol, st->cfg.maxit, st->cfg.beta,
+                   st->cfg.adaptive ? "adaptive" : "fixed", st->cfg.f64 ? "float64" : "float32", worst,
                    diag[worst * 3 + 1]);
     else
         mg_ctx_log(ctx, MG_LOG_DEBUG, "node '%s': all %" PRId64 " samples converged, at most %g iterations",
