@@ -35,12 +35,20 @@ int mn_mask_keep(mn_mask m, int64_t c, int64_t o, int64_t i, int u, int v)
     return mask_sub(m, o % c, i % c, u, v);
 }
 
+/* The taps entry (o, i) keeps, as bits t = 3u + v; weights are masked a
+ * (output, input) pair at a time with it, every forward. */
+static inline unsigned pair_taps(mn_mask m, int64_t c, int64_t o, int64_t i)
+{
+    unsigned bits = 0;
+    for (int t = 0; t < 9; t++) bits |= (unsigned)mask_sub(m, o % c, i % c, t / 3, t % 3) << t;
+    return bits;
+}
+
 int64_t mn_mask_count(mn_mask m, int64_t c, int64_t o, int64_t i)
 {
     int64_t k = 0;
     for (int64_t a = 0; a < o; a++)
-        for (int64_t b = 0; b < i; b++)
-            for (int t = 0; t < 9; t++) k += mn_mask_keep(m, c, a, b, t / 3, t % 3);
+        for (int64_t b = 0; b < i; b++) k += __builtin_popcount(pair_taps(m, c, a, b));
     return k;
 }
 
@@ -48,8 +56,9 @@ void mn_mask_apply(mn_mask m, int64_t c, int64_t o, int64_t i, const float *w, f
 {
     for (int64_t a = 0; a < o; a++)
         for (int64_t b = 0; b < i; b++) {
-            int64_t base = (a * i + b) * 9;
-            for (int t = 0; t < 9; t++) out[base + t] = mn_mask_keep(m, c, a, b, t / 3, t % 3) ? w[base + t] : 0.0f;
+            const int64_t base = (a * i + b) * 9;
+            const unsigned bits = pair_taps(m, c, a, b);
+            for (int t = 0; t < 9; t++) out[base + t] = bits >> t & 1u ? w[base + t] : 0.0f;
         }
 }
 
@@ -125,8 +134,9 @@ static void mask_to_double(mn_mask m, int64_t c, int64_t o, int64_t i, const flo
 {
     for (int64_t a = 0; a < o; a++)
         for (int64_t b = 0; b < i; b++) {
-            int64_t base = (a * i + b) * 9;
-            for (int t = 0; t < 9; t++) out[base + t] = mn_mask_keep(m, c, a, b, t / 3, t % 3) ? W[base + t] : 0.0;
+            const int64_t base = (a * i + b) * 9;
+            const unsigned bits = pair_taps(m, c, a, b);
+            for (int t = 0; t < 9; t++) out[base + t] = bits >> t & 1u ? W[base + t] : 0.0;
         }
 }
 
