@@ -149,6 +149,9 @@ static int64_t report_bad(const uint8_t *bad, int64_t count)
     for (int64_t i = 0, shown = 0; i < count && shown < 20; i++)
         if (bad[i]) fprintf(stderr, " %" PRId64, i), shown++;
     fprintf(stderr, "%s\n", nbad > 20 ? " ..." : "");
+    fprintf(stderr, "mintgrad sample: the layers' warnings above give the residuals; a residual just above the "
+            "tolerance in float32 usually converges with --precision float64, a large one may need "
+            "--max-iterations\n");
     return nbad;
 }
 
