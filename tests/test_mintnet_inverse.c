@@ -336,6 +336,46 @@ Test(mintnet_inverse, adaptive_converges_where_fixed_does)
     mg_ctx_free(ctx);
 }
 
+/* The same compiled inverse run twice gives the same result: per-sample
+ * adaptive state (beta, a fallback to the fixed damping) does not leak from
+ * one run into the next (it did: a sample that fell back once stayed on the
+ * fixed damping in every later batch). Blocks as above, where some samples
+ * fall back. */
+Test(mintnet_inverse, adaptive_runs_do_not_leak_state)
+{
+    mg_ctx *ctx = mn_ctx();
+    for (int seed = 1; seed < 6; seed += 2) {
+        const geo *g = &geos[seed % (int)(sizeof geos / sizeof geos[0])];
+        tblock b;
+        tb_make(&b, g->n, g->c, g->l, g->h, g->w, seed % 2 ? 'B' : 'A', 1.5 + 0.25 * (seed % 4), 1200 + seed, MG_F64);
+        inv_opts o = {.max_iterations = 3000, .precision = "float64", .tolerance = 1e-8, .adaptive = 1};
+        mg_attrs *fa = tb_attrs(b.mask), *ia = inv_attrs(b.mask, &o);
+        mg_tensor *z, *ld, *in[8];
+        tb_run(ctx, "mintnet.block", b.in, fa, &z, &ld);
+        memcpy(in, b.in, sizeof in);
+        in[0] = z;
+        trun r;
+        tr_open(&r, ctx, "mintnet.block_inverse", in, 8, ia);
+        tr_forward(&r);
+        mg_tensor *x1 = mg_tensor_clone(tr_out(&r, 0)), *d1 = mg_tensor_clone(tr_out(&r, 1));
+        tr_forward(&r);
+        const mg_tensor *x2 = tr_out(&r, 0), *d2 = tr_out(&r, 1);
+        for (int64_t i = 0; i < 3 * b.N; i++)
+            cr_expect_eq(mg_tensor_get(d1, i), mg_tensor_get(d2, i), "seed %d: diag[%lld] %g then %g", seed,
+                         (long long)i, mg_tensor_get(d1, i), mg_tensor_get(d2, i));
+        cr_expect_eq(tu_max_abs_diff(x1, x2), 0.0, "seed %d: second run differs", seed);
+        tr_close(&r);
+        mg_tensor_free(x1);
+        mg_tensor_free(d1);
+        mg_tensor_free(z);
+        mg_tensor_free(ld);
+        mg_attrs_free(fa);
+        mg_attrs_free(ia);
+        tb_free(&b);
+    }
+    mg_ctx_free(ctx);
+}
+
 /* A tolerance float32 cannot reach: the adaptive iteration notices that it
  * no longer makes progress and stops long before max_iterations, at a good
  * point, reporting the sample as not converged. */

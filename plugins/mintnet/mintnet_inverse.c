@@ -383,6 +383,7 @@ static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
 {
     int nact = (int)st->d.n;
     for (int n = 0; n < nact; n++) st->act[n] = n;
+    if (st->cfg.adaptive) memset(st->ad.fixed, 0, (size_t)st->d.n); /* every run starts adaptive */
     for (int64_t k = 0; nact > 0; k++) {
         mg_status s = inv_eval(nd, st, nact);
         if (s != MG_OK) return s;
