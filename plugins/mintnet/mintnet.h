@@ -101,8 +101,7 @@ mg_status mn_block_check(mg_node *nd, mn_dims *d, mn_mask *mask);
  *             required); part is scratch of 2*N*C doubles.
  *   mn_inv_step: x += (z - y) / (beta D) for the samples in act.
  *   mn_inv_accept: step = (z - y) / D, xprev = x for the samples in act.
- *   mn_inv_trial: x = xprev + step / beta[n] for the samples n in act.
- *   mn_inv_restart: xprev = z / tau, step = 0 for the samples in act. */
+ *   mn_inv_trial: x = xprev + step / beta[n] for the samples n in act. */
 #define MN_TILE_MAX 256
 int64_t mn_diag_tile(const mn_dims *d);
 static inline int64_t mn_diag_parts(const mn_dims *d)
@@ -123,9 +122,7 @@ static inline int64_t mn_diag_parts(const mn_dims *d)
     void mn_inv_accept_##S(const mn_dims *d, const T *z, const T *y, const T *D, T *step, T *xprev,    \
                            const T *x, const int *act, int nact);                                     \
     void mn_inv_trial_##S(const mn_dims *d, const T *step, const T *xprev, const double *beta, T *x,   \
-                          const int *act, int nact);                                                  \
-    void mn_inv_restart_##S(const mn_dims *d, const T *z, const T *tau, T *step, T *xprev,            \
-                            const int *act, int nact);
+                          const int *act, int nact);
 MN_ELEM_DECL(float, f32)
 MN_ELEM_DECL(double, f64)
 #undef MN_ELEM_DECL

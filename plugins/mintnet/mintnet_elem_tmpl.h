@@ -179,20 +179,6 @@ void MN_FN(mn_inv_accept)(const mn_dims *d, const MN_T *z, const MN_T *y, const 
     }
 }
 
-/* xprev = z / tau, step = 0 for the samples in act (a fresh start). */
-void MN_FN(mn_inv_restart)(const mn_dims *d, const MN_T *z, const MN_T *tau, MN_T *step, MN_T *xprev,
-                           const int *act, int nact)
-{
-    const int64_t per = d->c * d->hw;
-    for (int j = 0; j < nact; j++) {
-        const int64_t off = act[j] * per;
-        for (int64_t i = 0; i < per; i++) {
-            xprev[off + i] = z[off + i] / tau[i];
-            step[off + i] = 0;
-        }
-    }
-}
-
 /* x = xprev + step / beta[n] for the samples n in act. */
 void MN_FN(mn_inv_trial)(const mn_dims *d, const MN_T *step, const MN_T *xprev, const double *beta, MN_T *x,
                          const int *act, int nact)
