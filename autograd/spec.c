@@ -42,6 +42,7 @@ static const mg_layer_arg INVERSE[] = {
     ARG("precision", MG_ARG_ENUM, 0, 0, 0, PRECISIONS, "float32"),
     ARG("stop", MG_ARG_ENUM, 0, 0, 0, STOPS, "residual"),
     ARG("adaptive", MG_ARG_BOOL, 0, 0, 0, NULL, NULL),
+    ARG("refine", MG_ARG_BOOL, 0, 0, 0, NULL, NULL),
 };
 static const mg_layer_arg MODEL[] = {
     ARG("input", MG_ARG_INTS, 1, 1, 1 << 20, NULL, NULL),
@@ -260,6 +261,7 @@ mg_status mg_spec_set_inverse(mg_spec *s, const mg_spec_inverse *inv)
     if (!st) st = mg_attrs_set_str(m, "inverse.precision", inv->precision == MG_F64 ? "float64" : "float32");
     if (!st) st = mg_attrs_set_str(m, "inverse.stop", mg_spec_stop_name(inv->stop));
     if (!st && inv->adaptive >= 0) st = mg_attrs_set_int(m, "inverse.adaptive", inv->adaptive != 0);
+    if (!st && inv->refine >= 0) st = mg_attrs_set_int(m, "inverse.refine", inv->refine != 0);
     if (!st) s->model.inverse = *inv;
     return st;
 }
@@ -269,7 +271,7 @@ static mg_status model_attrs(spec_loader *ld, const mg_attrs *a, int logit)
 {
     static const char *const keys[] = {"inverse.tolerance", "inverse.max_iterations",
                                        "inverse.damping", "inverse.precision", "inverse.stop",
-                                       "inverse.adaptive", "input"};
+                                       "inverse.adaptive", "inverse.refine", "input"};
     mg_attrs *m = mg_attrs_new();
     if (!m) return nomem(ld);
     ld->spec->priv->model_attrs = m;
@@ -308,6 +310,10 @@ static mg_status check_model(spec_loader *ld, const mg_attrs *a, const yaml_node
         return fail_key(ld, MG_ERR_PARSE, "model.inverse.adaptive", sec,
                         "'adaptive: true' needs 'stop: residual' ('stop: fixed' runs the published iteration "
                         "with the fixed damping)");
+    if (m->inverse.refine == 1 && (m->inverse.stop == MG_SPEC_STOP_FIXED || m->inverse.precision == MG_F64))
+        return fail_key(ld, MG_ERR_PARSE, "model.inverse.refine", sec,
+                        "'refine: true' needs 'precision: float32' and 'stop: residual' (it finishes float32 "
+                        "samples that stall in float64)");
     return MG_OK;
 }
 
@@ -330,6 +336,7 @@ static mg_status load_model(spec_loader *ld, const yaml_node_t *sec, const yaml_
         m->inverse.precision = strcmp(mg_attrs_str(a, "inverse.precision", "float32"), "float64") ? MG_F32 : MG_F64;
         m->inverse.stop = choice_index(STOPS, mg_attrs_str(a, "inverse.stop", "residual")) + 1;
         m->inverse.adaptive = mg_attrs_has(a, "inverse.adaptive") ? (int)mg_attrs_int(a, "inverse.adaptive", 0) : -1;
+        m->inverse.refine = mg_attrs_has(a, "inverse.refine") ? (int)mg_attrs_int(a, "inverse.refine", 0) : -1;
         st = check_model(ld, a, sec);
     }
     if (!st) st = model_attrs(ld, a, m->logit);

@@ -190,6 +190,7 @@ mg_status cli_override_inverse(cli_session *S, mg_dtype precision, int64_t max_i
     if (!precision && !max_iterations) return MG_OK;
     mg_spec_inverse inv = S->spec->model.inverse;
     if (precision) inv.precision = precision;
+    if (precision == MG_F64) inv.refine = -1; /* float32's refinement means nothing in float64 */
     if (max_iterations) inv.max_iterations = (int)max_iterations;
     mg_status s = mg_spec_set_inverse(S->spec, &inv);
     return s == MG_OK ? s : mg_ctx_fail(S->ctx, s, "cannot override the inverse settings");

@@ -32,9 +32,12 @@ static void print_summary(const mg_spec *sp)
     if (m->logit) printf(", logit lambda %g", m->logit_lambda);
     printf("; prior %s\n", m->prior);
     int adaptive = m->inverse.adaptive >= 0 ? m->inverse.adaptive : m->inverse.stop == MG_SPEC_STOP_RESIDUAL;
-    printf("inverse   tolerance %g, max %d iterations, damping %g (%s), %s, stop %s\n", m->inverse.tolerance,
+    int refine = m->inverse.refine >= 0 ? m->inverse.refine
+                                        : m->inverse.precision == MG_F32 && m->inverse.stop == MG_SPEC_STOP_RESIDUAL;
+    printf("inverse   tolerance %g, max %d iterations, damping %g (%s), %s%s, stop %s\n", m->inverse.tolerance,
            m->inverse.max_iterations, m->inverse.damping, adaptive ? "adaptive per sample from there" : "fixed",
-           m->inverse.precision == MG_F64 ? "float64" : "float32", mg_spec_stop_name(m->inverse.stop));
+           m->inverse.precision == MG_F64 ? "float64" : "float32", refine ? " (stalled samples in float64)" : "",
+           mg_spec_stop_name(m->inverse.stop));
     printf("data      %s%s%s\n", sp->data.dataset_name, sp->data.path ? " from " : "",
            sp->data.path ? sp->data.path : "");
     printf("train     batch %" PRId64 ", %" PRId64 " steps, %s lr %g, seed %" PRIu64 "\n\n", sp->train.batch_size,

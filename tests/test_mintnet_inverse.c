@@ -31,6 +31,7 @@ typedef struct inv_opts {
     int64_t max_iterations;
     const char *precision, *stop;
     int adaptive; /* 0: the op's default; 1: true; -1: false */
+    int refine;   /* likewise */
 } inv_opts;
 
 static mg_attrs *inv_attrs(char mask, const inv_opts *o)
@@ -42,6 +43,7 @@ static mg_attrs *inv_attrs(char mask, const inv_opts *o)
     if (o->precision) mg_attrs_set_str(a, "precision", o->precision);
     if (o->stop) mg_attrs_set_str(a, "stop", o->stop);
     if (o->adaptive) mg_attrs_set_int(a, "adaptive", o->adaptive > 0);
+    if (o->refine) mg_attrs_set_int(a, "refine", o->refine > 0);
     return a;
 }
 
@@ -386,7 +388,7 @@ Test(mintnet_inverse, adaptive_stops_a_stalled_sample_early)
     mg_ctx_set_log(ctx, capture, &cap);
     tblock b;
     tb_make(&b, 2, 2, 2, 4, 4, 'A', 0.3, 990, MG_F32);
-    inv_opts o = {.max_iterations = 100000, .tolerance = 1e-12, .adaptive = 1};
+    inv_opts o = {.max_iterations = 100000, .tolerance = 1e-12, .adaptive = 1, .refine = -1};
     mg_tensor *diag;
     double err = round_trip(ctx, &b, &o, &diag);
     cr_expect_leq(err, 1e-4, "error %g", err);
@@ -398,6 +400,35 @@ Test(mintnet_inverse, adaptive_stops_a_stalled_sample_early)
     }
     cr_expect_eq(cap.warnings, 1);
     mg_tensor_free(diag);
+    tb_free(&b);
+    mg_ctx_free(ctx);
+}
+
+/* A float32 tolerance just below what float32 reaches (1e-9: the blocks'
+ * float32 residuals stall around 1e-7): without refine the samples stop
+ * there, not converged; with it (the default) they are finished in float64,
+ * converge, and their diag counts both phases. */
+Test(mintnet_inverse, refine_finishes_stalled_float32_samples_in_float64)
+{
+    mg_ctx *ctx = mn_ctx();
+    tblock b;
+    tb_make(&b, 3, 2, 3, 5, 4, 'A', 0.3, 1300, MG_F64);
+    inv_opts plain = {.max_iterations = 400, .tolerance = 1e-9, .precision = "float32", .refine = -1};
+    inv_opts refined = plain;
+    refined.refine = 0; /* the default */
+    mg_tensor *d1, *d2;
+    double e1 = round_trip(ctx, &b, &plain, &d1), e2 = round_trip(ctx, &b, &refined, &d2);
+    int stalled = 0;
+    for (int64_t i = 0; i < b.N; i++) {
+        stalled += mg_tensor_get(d1, i * 3 + 2) == 0.0;
+        cr_expect_eq(mg_tensor_get(d2, i * 3 + 2), 1.0, "sample %lld not converged with refine (residual %g)",
+                     (long long)i, mg_tensor_get(d2, i * 3 + 1));
+        cr_expect_leq(mg_tensor_get(d2, i * 3 + 1), 1e-9);
+    }
+    cr_expect_gt(stalled, 0, "float32 alone reached 1e-9 everywhere: the test needs a tighter tolerance");
+    cr_expect_lt(e2, e1, "refined error %g, float32 alone %g", e2, e1);
+    mg_tensor_free(d1);
+    mg_tensor_free(d2);
     tb_free(&b);
     mg_ctx_free(ctx);
 }
@@ -462,8 +493,9 @@ Test(mintnet_inverse, bad_attributes)
     mg_ctx_set_log(ctx, capture, &cap);
     tblock b;
     tb_make(&b, 1, 1, 1, 3, 3, 'A', 0.15, 960, MG_F32);
-    static const char *const keys[] = {"damping", "precision", "stop", "max_iterations", "mask", "adaptive"};
-    for (int k = 0; k < 6; k++) {
+    static const char *const keys[] = {"damping", "precision", "stop", "max_iterations", "mask", "adaptive",
+                                       "refine"};
+    for (int k = 0; k < 7; k++) {
         mg_attrs *a = tb_attrs('A');
         if (k == 0) mg_attrs_set_float(a, "damping", -1);
         if (k == 1) mg_attrs_set_str(a, "precision", "float16");
@@ -471,6 +503,7 @@ Test(mintnet_inverse, bad_attributes)
         if (k == 3) mg_attrs_set_int(a, "max_iterations", -5);
         if (k == 4) mg_attrs_set_str(a, "mask", "C");
         if (k == 5) mg_attrs_set_str(a, "stop", "fixed"), mg_attrs_set_int(a, "adaptive", 1);
+        if (k == 6) mg_attrs_set_str(a, "precision", "float64"), mg_attrs_set_int(a, "refine", 1);
         mg_graph *g;
         mg_graph_new(ctx, &g);
         mg_value in[8], out[2];

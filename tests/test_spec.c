@@ -150,6 +150,7 @@ Test(spec, fashion_example_sections)
     cr_expect_eq(m->inverse.precision, MG_F32);
     cr_expect_eq(m->inverse.stop, MG_SPEC_STOP_RESIDUAL);
     cr_expect_eq(m->inverse.adaptive, -1, "not given: the op's default");
+    cr_expect_eq(m->inverse.refine, -1, "not given: the op's default");
     cr_expect(!mg_attrs_has(m->attrs, "inverse.adaptive"));
     cr_expect_float_eq(mg_attrs_float(m->attrs, "inverse.damping", 0), 3.5, 1e-15);
     cr_expect_str_eq(mg_attrs_str(m->attrs, "inverse.precision", "?"), "float32");
@@ -586,6 +587,8 @@ Test(spec_errors, inline_cases)
                      "'damping' must be above 0.5");
     expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {stop: fixed, adaptive: true}\n" DATA, MG_ERR_PARSE, 3, 36,
                      "'adaptive: true' needs 'stop: residual'");
+    expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {precision: float64, refine: true}\n" DATA, MG_ERR_PARSE, 3,
+                     41, "'refine: true' needs 'precision: float32'");
     expect_str_error("model:\n  input: [1, 8, 8]\n  inverse: {precision: float16}\n" DATA, MG_ERR_PARSE, 3, 24,
                      "'precision': unknown value 'float16'; did you mean 'float32'?");
     expect_str_error("model:\n  input: [1, 8, 8]\n  preprocess: {logit: {lambda: 0.5}}\n" DATA, MG_ERR_PARSE, 3, 32,

@@ -79,6 +79,9 @@ typedef struct mg_spec_inverse {
     mg_spec_stop stop;           /* MG_SPEC_STOP_RESIDUAL */
     int adaptive;                /* adaptive damping: 1 or 0 as the YAML says; -1 (not
                                     given): the op's default, on with stop: residual */
+    int refine;                  /* finish float32 samples that stall near the tolerance
+                                    in float64: 1, 0, or -1 (not given: the op's
+                                    default, on with float32 and stop: residual) */
 } mg_spec_inverse;
 
 typedef struct mg_spec_model {
@@ -94,8 +97,8 @@ typedef struct mg_spec_model {
     /* Model-level settings handed to layer builders (mg_layer_build.model):
      * "inverse.tolerance" (float), "inverse.max_iterations" (int),
      * "inverse.damping" (float), "inverse.precision" ("float32"/"float64"),
-     * "inverse.stop" ("residual"/"fixed"), "inverse.adaptive" (int 0/1, only
-     * when given), "logit.lambda" (float, with a
+     * "inverse.stop" ("residual"/"fixed"), "inverse.adaptive" and
+     * "inverse.refine" (int 0/1, only when given), "logit.lambda" (float, with a
      * logit), "input" (ints C, H, W). */
     const mg_attrs *attrs;
 } mg_spec_model;

@@ -11,6 +11,9 @@
  *        "fixed" (the published behaviour: exactly max_iterations steps),
  *   adaptive (default 1 with stop "residual", must be 0 with "fixed"):
  *        per-sample damping that starts at `damping` and adapts (below),
+ *   refine (default 1 with float32 and stop "residual"): float32 samples
+ *        that stop without converging within REFINE_NEAR times the
+ *        tolerance go on in float64 (inv_refine),
  *   direct_samples (float32 only): once at most this many samples are still
  *        iterating, evaluate f on the plugin's own convolution, which skips
  *        the converged samples, instead of the batch-sized kernels (default
@@ -31,7 +34,7 @@
 typedef struct inv_cfg {
     double beta, tol;
     int64_t maxit, direct;
-    int f64, fixed, adaptive;
+    int f64, fixed, adaptive, refine;
 } inv_cfg;
 
 /* Adaptive damping (the default with stop = "residual"), per sample:
@@ -70,6 +73,8 @@ typedef struct inv_cfg {
 #define ADAPT_STALL_CAP 8.0
 #define ADAPT_GIVE_UP 32
 #define ADAPT_HEADWAY 1e-6
+/* refine: float32 samples stopped within this factor of the tolerance */
+#define REFINE_NEAR 1e3
 #define ADAPT_BETA_MIN 1.0
 #define ADAPT_BETA_MAX 4096.0
 
@@ -94,6 +99,8 @@ typedef struct inv_state {
     int *act;            /* active samples */
     double *res, *part;  /* per-sample max |z - f(x)|, scratch */
     inv_adapt ad;        /* adaptive damping */
+    struct inv_state *fine; /* refine: the float64 iteration for stalled samples, made on first need */
+    double *fine_diag;
 } inv_state;
 
 /* ---- attributes ---------------------------------------------------------------------- */
@@ -109,9 +116,13 @@ static mg_status inv_read_cfg(mg_node *nd, inv_cfg *c)
     c->f64 = strcmp(prec, "float64") == 0;
     c->fixed = strcmp(stop, "fixed") == 0;
     c->adaptive = (int)mg_attrs_int(a, "adaptive", !c->fixed);
+    c->refine = (int)mg_attrs_int(a, "refine", !c->f64 && !c->fixed);
     if (c->adaptive && c->fixed)
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute adaptive = true needs stop = \"residual\" "
                             "(stop = \"fixed\" runs the published iteration with the fixed damping)");
+    if (c->refine && (c->f64 || c->fixed))
+        return mg_node_fail(nd, MG_ERR_ATTR, "attribute refine = true needs precision = \"float32\" and "
+                            "stop = \"residual\" (it finishes float32 samples that stall in float64)");
     if (!c->f64 && strcmp(prec, "float32") != 0)
         return mg_node_fail(nd, MG_ERR_ATTR, "attribute precision = \"%s\"; use \"float32\" or \"float64\"", prec);
     if (!c->fixed && strcmp(stop, "residual") != 0)
@@ -144,10 +155,11 @@ static mg_status inv_infer(mg_node *nd)
 
 /* ---- state ------------------------------------------------------------------------------ */
 
-static void inv_release(mg_node *nd)
+static void inv_free(inv_state *st)
 {
-    inv_state *st = mg_node_state(nd);
     if (!st) return;
+    inv_free(st->fine);
+    mg_free(st->fine_diag);
     mn_wts_free(&st->w);
     mn_eval32_free(&st->ev);
     mn_eval64_free(&st->ev64);
@@ -169,10 +181,17 @@ static void inv_release(mg_node *nd)
     mg_free(st->res);
     mg_free(st->part);
     mg_free(st);
+}
+
+static void inv_release(mg_node *nd)
+{
+    inv_free(mg_node_state(nd));
     mg_node_set_state(nd, NULL);
 }
 
-static mg_status inv_alloc(mg_node *nd, inv_state *st)
+/* Allocates st's buffers; MG_ERR_NOMEM (or a kernel's error) without
+ * failing the node (inv_alloc does that for prepare). */
+static mg_status inv_alloc_buffers(mg_node *nd, inv_state *st)
 {
     const mn_dims *d = &st->d;
     const unsigned fwd_only[3] = {0, 0, 0};
@@ -206,8 +225,14 @@ static mg_status inv_alloc(mg_node *nd, inv_state *st)
         ok = ok && ad->xprev && ad->step && ad->acc && ad->fixed && ad->q0 && ad->since && ad->q &&
              ad->beta && ad->qbest && ad->racc;
     }
-    if (s != MG_OK || !ok) return mg_node_fail(nd, MG_ERR_NOMEM, "out of memory for the inverse's buffers");
-    return MG_OK;
+    return s != MG_OK ? s : ok ? MG_OK : MG_ERR_NOMEM;
+}
+
+static mg_status inv_alloc(mg_node *nd, inv_state *st)
+{
+    mg_status s = inv_alloc_buffers(nd, st);
+    if (s == MG_ERR_NOMEM) return mg_node_fail(nd, s, "out of memory for the inverse's buffers");
+    return s;
 }
 
 static mg_status inv_prepare(mg_node *nd)
@@ -381,10 +406,9 @@ static int adapt_round(inv_state *st, int64_t k, int nact, double *diag)
     return keep;
 }
 
-static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
+/* Iterates the nact samples listed in st->act from st->x. */
+static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag, int nact)
 {
-    int nact = (int)st->d.n;
-    for (int n = 0; n < nact; n++) st->act[n] = n;
     if (st->cfg.adaptive) memset(st->ad.fixed, 0, (size_t)st->d.n); /* every run starts adaptive */
     for (int64_t k = 0; nact > 0; k++) {
         mg_status s = inv_eval(nd, st, nact);
@@ -396,6 +420,69 @@ static mg_status inv_iterate(mg_node *nd, inv_state *st, double *diag)
         }
         nact = inv_retire(st, k, nact, diag);
         if (nact) inv_step(st, nact);
+    }
+    return MG_OK;
+}
+
+/* The float64 state for refine, made on first need (NULL if memory is
+ * short: the samples then stay as float32 left them, reported). */
+static inv_state *fine_state(mg_node *nd, inv_state *st)
+{
+    if (st->fine) return st->fine;
+    inv_state *f = mg_calloc(1, sizeof *f);
+    double *fd = mg_malloc((size_t)(3 * st->d.n) * sizeof(double));
+    if (f) {
+        f->d = st->d;
+        f->mask = st->mask;
+        f->cfg = st->cfg;
+        f->cfg.f64 = 1;
+        f->cfg.refine = 0;
+    }
+    if (!f || !fd || inv_alloc_buffers(nd, f) != MG_OK) {
+        inv_free(f);
+        mg_free(fd);
+        mg_ctx_log(mg_node_ctx(nd), MG_LOG_DEBUG, "node '%s': no memory to refine stalled samples in float64",
+                   mg_node_name(nd));
+        return NULL;
+    }
+    st->fine = f;
+    st->fine_diag = fd;
+    return f;
+}
+
+/* refine: float32 samples that stopped without converging but close to the
+ * tolerance (within REFINE_NEAR times it: the float32 floor, spec section
+ * 4) go on in float64 from where they stopped; their diag adds the float64
+ * evaluations and reports the float64 residual. */
+static mg_status inv_refine(mg_node *nd, inv_state *st, double *diag)
+{
+    const mn_dims *d = &st->d;
+    int nr = 0;
+    for (int64_t n = 0; n < d->n; n++)
+        if (!diag[n * 3 + 2] && diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol) nr++;
+    if (!nr) return MG_OK;
+    inv_state *f = fine_state(nd, st);
+    if (!f) return MG_OK;
+    mn_wts_update(&f->w, in_f32(nd, MN_IN_W1), in_f32(nd, MN_IN_W2), in_f32(nd, MN_IN_W3));
+    mn_eval64_set_t(&f->ev64, in_f32(nd, MN_IN_T));
+    const int64_t per = d->c * d->hw;
+    const float *z32 = st->z, *x32 = st->x;
+    double *z64 = f->z, *x64 = f->x;
+    nr = 0;
+    for (int64_t n = 0; n < d->n; n++) {
+        if (diag[n * 3 + 2] || !(diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol)) continue;
+        f->act[nr++] = (int)n;
+        for (int64_t i = n * per; i < (n + 1) * per; i++) z64[i] = z32[i], x64[i] = x32[i];
+    }
+    mg_status s = inv_iterate(nd, f, st->fine_diag, nr);
+    if (s != MG_OK) return s;
+    float *x = st->x;
+    for (int64_t n = 0; n < d->n; n++) {
+        if (diag[n * 3 + 2] || !(diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol)) continue;
+        for (int64_t i = n * per; i < (n + 1) * per; i++) x[i] = (float)x64[i];
+        diag[n * 3 + 0] += st->fine_diag[n * 3 + 0];
+        diag[n * 3 + 1] = st->fine_diag[n * 3 + 1];
+        diag[n * 3 + 2] = st->fine_diag[n * 3 + 2];
     }
     return MG_OK;
 }
@@ -446,14 +533,16 @@ static mg_status inv_forward(mg_node *nd)
         mn_inv_start_f32(d, st->z, st->ev.tau, st->x);
     }
     double *diag = mg_f64(mg_node_output(nd, 1));
-    s = inv_iterate(nd, st, diag);
+    for (int n = 0; n < (int)d->n; n++) st->act[n] = n;
+    s = inv_iterate(nd, st, diag, (int)d->n);
+    if (s == MG_OK && st->cfg.refine) s = inv_refine(nd, st, diag);
     if (s != MG_OK) return s;
     inv_report(nd, st, diag);
     return mg_tensor_copy(xo, &xw);
 }
 
 static const char *const inv_attrs[] = {"mask", "latent", "damping", "tolerance", "max_iterations",
-                                        "precision", "stop", "direct_samples", "adaptive", NULL};
+                                        "precision", "stop", "direct_samples", "adaptive", "refine", NULL};
 
 const mg_op_def mn_block_inverse_def = {
     .struct_size = sizeof(mg_op_def),

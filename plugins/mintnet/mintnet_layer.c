@@ -39,6 +39,9 @@ static const mg_layer_arg inverse_fields[] = {
     {.name = "adaptive", .type = MG_ARG_BOOL,
      .doc = "per-sample adaptive damping starting at `damping` (default true with stop: residual; "
             "false gives the fixed damping of the published iteration)"},
+    {.name = "refine", .type = MG_ARG_BOOL,
+     .doc = "float32: finish samples that stall near the tolerance in float64 (default true with "
+            "stop: residual)"},
 };
 
 static const mg_layer_arg block_args[] = {
@@ -221,7 +224,8 @@ static mg_status layer_inverse_setting(const mg_layer_build *b, mg_attrs *a, con
 
 static mg_status layer_inverse(mg_layer_build *b, mg_value y, mg_value *x, mg_value *diag)
 {
-    static const char *const keys[] = {"tolerance", "max_iterations", "damping", "precision", "stop", "adaptive"};
+    static const char *const keys[] = {"tolerance", "max_iterations", "damping", "precision", "stop", "adaptive",
+                                       "refine"};
     mg_value in[MN_NUM_IN] = {y};
     *x = *diag = MG_VALUE_NONE;
     mg_status s = layer_param_values(b, in);
