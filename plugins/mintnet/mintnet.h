@@ -208,9 +208,8 @@ static inline int mn_blocked(const mn_dims *d) { return mn_own_conv(d->c) && d->
 static inline int64_t mn_blocked_floats(const mn_dims *d) { return d->n * ((d->lc + 15) / 16 * 16) * d->hw; }
 typedef struct mn_eval32 {
     mn_dims d;
-    int blocked;                    /* mn_blocked(d) */
     mg_conv2d_kernel *k1, *k2, *k3; /* x -> h1, a1 -> h2, a2 -> y */
-    float *e1, *a1, *e2, *a2;       /* [N, LC, HW]; a1 blocked when `blocked` (plain in
+    float *e1, *a1, *e2, *a2;       /* [N, LC, HW]; a1 blocked when mn_blocked(d) (plain in
                                        mn_eval32_run_direct) */
     float *hb;                      /* blocked: h2 as W2 writes it; the backward reuses
                                        it for the blocked dL/dh2 */

@@ -103,21 +103,21 @@ mg_status mn_eval32_init(mn_eval32 *e, mg_ctx *ctx, const mn_wts *w, const unsig
     memset(e, 0, sizeof *e);
     e->d = *d;
     const int own = mn_own_conv(d->c); /* then W1 and W3 never use k1, k3 */
-    e->blocked = mn_blocked(d);
+    const int blocked = mn_blocked(d);
     mg_status s = own ? MG_OK : new_kernel(ctx, d, d->c, d->lc, passes[0], MG_CONV_LAYOUT_NCHW, 0, 3, &e->k1);
     if (s == MG_OK)
-        s = new_kernel(ctx, d, d->lc, d->lc, passes[1], e->blocked ? MG_CONV_LAYOUT_NCHW16C : MG_CONV_LAYOUT_NCHW,
+        s = new_kernel(ctx, d, d->lc, d->lc, passes[1], blocked ? MG_CONV_LAYOUT_NCHW16C : MG_CONV_LAYOUT_NCHW,
                        w->u0, w->kh2, &e->k2);
     if (s == MG_OK && !own) s = new_kernel(ctx, d, d->lc, d->c, passes[2], MG_CONV_LAYOUT_NCHW, 0, 3, &e->k3);
     if (s != MG_OK) return s;
     size_t big = (size_t)(d->n * d->lc * d->hw) * sizeof(float), blk = (size_t)mn_blocked_floats(d) * sizeof(float);
     e->e1 = mg_malloc_aligned(big);
-    e->a1 = mg_malloc_aligned(e->blocked ? blk : big);
+    e->a1 = mg_malloc_aligned(blocked ? blk : big);
     e->e2 = mg_malloc_aligned(big);
     e->a2 = mg_malloc_aligned(big);
     e->tau = mg_malloc_aligned((size_t)(d->c * d->hw) * sizeof(float));
     int blk_ok = 1;
-    if (e->blocked) { /* finite padding lanes from the start (mn_elu_to_blocked writes only active samples) */
+    if (blocked) { /* finite padding lanes from the start (mn_elu_to_blocked writes only active samples) */
         e->hb = mg_malloc_aligned(blk);
         blk_ok = e->a1 && e->hb;
         if (blk_ok) memset(e->a1, 0, blk), memset(e->hb, 0, blk);
@@ -167,7 +167,7 @@ mg_status mn_eval32_run(mn_eval32 *e, const mn_wts *w, const float *b1, const fl
         mn_conv3_f32(&s1, x, e->pad, w->w1f, b1, e->e1, NULL, 0);
     else if ((s = mg_conv2d_kernel_forward(e->k1, x, w->w1f, b1, e->e1)) != MG_OK)
         return s;
-    if (e->blocked) {
+    if (mn_blocked(d)) {
         mn_elu_to_blocked(d, e->e1, e->a1, act, nact);
         if ((s = mg_conv2d_kernel_forward(e->k2, e->a1, w->w2k, b2, e->hb)) != MG_OK) return s;
         mn_elu_from_blocked(d, e->hb, e->a2, e->e2, act, nact);

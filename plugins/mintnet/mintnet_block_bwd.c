@@ -441,7 +441,7 @@ static mg_status main_path(bwd_ctx *k, int need_dh1, int need_dh2)
     const int64_t big = d->n * d->lc * d->hw;
     mg_status s = MG_OK;
     /* dL/dh2 as W2's kernel takes it: blocked (in the forward's h2 buffer) or b->dh2 */
-    const int blk = k->ev->blocked;
+    const int blk = mn_blocked(d);
     float *dh2 = blk ? k->ev->hb : k->b->dh2;
     if (need_dh2) {
         if (k->y_on) s = grad_h2_conv(k);

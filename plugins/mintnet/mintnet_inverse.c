@@ -454,12 +454,18 @@ static inv_state *fine_state(mg_node *nd, inv_state *st)
  * tolerance (within REFINE_NEAR times it: the float32 floor, spec section
  * 4) go on in float64 from where they stopped; their diag adds the float64
  * evaluations and reports the float64 residual. */
+/* 1 for a float32 sample that stopped unconverged near the tolerance (its
+ * diag still the float32 one). */
+static int refinable(const inv_state *st, const double *diag, int64_t n)
+{
+    return !diag[n * 3 + 2] && diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol;
+}
+
 static mg_status inv_refine(mg_node *nd, inv_state *st, double *diag)
 {
     const mn_dims *d = &st->d;
     int nr = 0;
-    for (int64_t n = 0; n < d->n; n++)
-        if (!diag[n * 3 + 2] && diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol) nr++;
+    for (int64_t n = 0; n < d->n; n++) nr += refinable(st, diag, n);
     if (!nr) return MG_OK;
     inv_state *f = fine_state(nd, st);
     if (!f) return MG_OK;
@@ -470,7 +476,7 @@ static mg_status inv_refine(mg_node *nd, inv_state *st, double *diag)
     double *z64 = f->z, *x64 = f->x;
     nr = 0;
     for (int64_t n = 0; n < d->n; n++) {
-        if (diag[n * 3 + 2] || !(diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol)) continue;
+        if (!refinable(st, diag, n)) continue;
         f->act[nr++] = (int)n;
         for (int64_t i = n * per; i < (n + 1) * per; i++) z64[i] = z32[i], x64[i] = x32[i];
     }
@@ -478,7 +484,7 @@ static mg_status inv_refine(mg_node *nd, inv_state *st, double *diag)
     if (s != MG_OK) return s;
     float *x = st->x;
     for (int64_t n = 0; n < d->n; n++) {
-        if (diag[n * 3 + 2] || !(diag[n * 3 + 1] <= REFINE_NEAR * st->cfg.tol)) continue;
+        if (!refinable(st, diag, n)) continue;
         for (int64_t i = n * per; i < (n + 1) * per; i++) x[i] = (float)x64[i];
         diag[n * 3 + 0] += st->fine_diag[n * 3 + 0];
         diag[n * 3 + 1] = st->fine_diag[n * 3 + 1];
